@@ -1,0 +1,144 @@
+"""Envelope encoding and decoding, bytes in and bytes out (no sockets).
+
+Binary frames (seed 001 §2.2.1) are a MessagePack map
+``{type, seq, payload}`` whose ``payload`` is itself MessagePack-encoded bytes.
+Text frames carry the same envelope as JSON, with ``payload`` an inline JSON
+object. The server answers in the framing the client used.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+
+from tidings.protocol.codes import ErrorCode, MsgType
+from tidings.protocol.messages import (
+    AckPayload,
+    AuthPayload,
+    ChatPayload,
+    Payload,
+    PresencePayload,
+    SyncRequestPayload,
+)
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+TypeCode = Annotated[int, msgspec.Meta(ge=0, le=32767)]  # seed: int16
+
+
+class BinaryEnvelope(msgspec.Struct):
+    """Binary framing: ``payload`` holds MessagePack bytes (empty for none)."""
+
+    type: TypeCode
+    seq: Seq = 0
+    payload: bytes | None = None
+
+
+class TextEnvelope(msgspec.Struct):
+    """Text framing: ``payload`` is an inline JSON object (kept raw until typed)."""
+
+    type: TypeCode
+    seq: Seq = 0
+    payload: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class Frame(msgspec.Struct, frozen=True):
+    """A decoded envelope. ``payload`` is still encoded: see :func:`decode_payload`."""
+
+    type: int
+    seq: int
+    payload: bytes
+    binary: bool
+
+
+class ProtocolError(Exception):
+    """A frame or payload that cannot be accepted, with the code to answer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_bin_envelope = msgspec.msgpack.Decoder(BinaryEnvelope)
+_text_envelope = msgspec.json.Decoder(TextEnvelope)
+_msgpack = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()
+
+PAYLOAD_TYPES: dict[int, type[Payload]] = {
+    MsgType.AUTH: AuthPayload,
+    MsgType.CHAT: ChatPayload,
+    MsgType.ACK: AckPayload,
+    MsgType.SYNC_REQ: SyncRequestPayload,
+    MsgType.PRESENCE: PresencePayload,
+}
+_bin_payload = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
+_text_payload = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
+
+P = TypeVar("P", bound=Payload)
+
+
+def decode_frame(data: bytes | str) -> Frame:
+    """Decode one WebSocket message; ``str`` means a text frame.
+
+    Raise :class:`ProtocolError` with ``WS_INVALID_MESSAGE`` if the envelope is
+    malformed (not a map, missing ``type``, wrong field types, trailing bytes).
+    """
+    try:
+        if isinstance(data, str):
+            env = _text_envelope.decode(data)
+            return Frame(env.type, env.seq, bytes(env.payload), binary=False)
+        benv = _bin_envelope.decode(data)
+        return Frame(benv.type, benv.seq, benv.payload or b"", binary=True)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"bad envelope: {exc}") from None
+
+
+def decode_payload(frame: Frame) -> Payload | None:
+    """Decode and validate the payload of a client frame by its type code.
+
+    Return None for types without a payload (``MsgPing``). Raise
+    :class:`ProtocolError`: ``WS_UNKNOWN_TYPE`` for a type a client may not
+    send, ``WS_INVALID_PAYLOAD`` for a payload that does not validate.
+    """
+    if frame.type == MsgType.PING:
+        return None
+    decoders = _bin_payload if frame.binary else _text_payload
+    decoder = decoders.get(frame.type)
+    if decoder is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {frame.type}")
+    try:
+        payload: Payload = decoder.decode(frame.payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}") from None
+    return payload
+
+
+def encode_frame(type_: int, seq: int, payload: Any, *, binary: bool) -> bytes:
+    """Encode one envelope. ``payload`` is a Struct, a dict or None.
+
+    Returns bytes in both framings; for text framing they are UTF-8 JSON.
+    """
+    if binary:
+        body = _msgpack.encode(payload) if payload is not None else b""
+        return _msgpack.encode({"type": type_, "seq": seq, "payload": body})
+    raw = msgspec.Raw(_json.encode(payload) if payload is not None else b"{}")
+    return _json.encode({"type": type_, "seq": seq, "payload": raw})
+
+
+def decode_server_frame(data: bytes | str) -> tuple[int, int, dict[str, Any]]:
+    """Decode a server frame into ``(type, seq, payload dict)``; used by clients."""
+    frame = decode_frame(data)
+    if not frame.payload:
+        return frame.type, frame.seq, {}
+    decoded = (msgspec.msgpack.decode(frame.payload) if frame.binary
+               else msgspec.json.decode(frame.payload))
+    if not isinstance(decoded, dict):
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "payload is not a map")
+    return frame.type, frame.seq, decoded
+
+
+def encode_client_frame(type_: int, seq: int, payload: Any, *, binary: bool) -> bytes | str:
+    """Encode a client frame: bytes for binary framing, str for text framing."""
+    data = encode_frame(type_, seq, payload, binary=binary)
+    return data if binary else data.decode()

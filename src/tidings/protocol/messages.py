@@ -1,0 +1,120 @@
+"""Payload structures of the native protocol (seed 001 §2.2.3 plus extensions).
+
+Field names are the wire names. Structs validate on decode: a payload whose
+fields have the wrong type or are out of range is refused with
+``WS_INVALID_PAYLOAD``. Unknown fields are ignored so that newer clients can
+talk to older servers.
+"""
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+OptionalId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+ChatType = Literal["text", "voice", "image"]
+DeliveryStatus = Literal["sent", "delivered", "read"]
+PresenceStatus = Literal["online", "offline", "away"]
+
+
+class Payload(msgspec.Struct, omit_defaults=True):
+    """Base of every payload."""
+
+
+# client -> server
+
+
+class AuthPayload(Payload):
+    """``MsgAuth``: a token, and optionally the device this connection is."""
+
+    token: Annotated[str, msgspec.Meta(max_length=8192)]
+    device_id: ShortText | None = None
+
+
+class ChatPayload(Payload):
+    """``MsgChat``: a message to one user."""
+
+    to: Id
+    type: ChatType
+    content: str
+
+
+class AckPayload(Payload):
+    """``MsgAck``: this device received (or the user read) ``message_id``."""
+
+    message_id: Id
+    status: Literal["delivered", "read"]
+
+
+class SyncRequestPayload(Payload):
+    """``MsgSyncReq``: messages after ``last_message_id``, one page."""
+
+    last_message_id: OptionalId = 0
+    last_sync_time: OptionalId = 0
+
+
+class PresencePayload(Payload):
+    """``MsgPresence``: the user's own status."""
+
+    status: PresenceStatus
+
+
+# server -> client
+
+
+class AuthResponsePayload(Payload):
+    """``MsgAuthRsp``."""
+
+    success: bool
+    user_id: int = 0
+    error: str = ""
+    device_id: str = ""
+
+
+class Message(Payload, omit_defaults=False):
+    """A stored chat message as clients see it (in pushes, sync pages, history)."""
+
+    message_id: int
+    from_: int = msgspec.field(name="from")
+    to: int
+    type: str
+    content: str
+    created_at: int  # milliseconds since the epoch
+    status: str = "sent"
+
+
+class SyncResponsePayload(Payload, omit_defaults=False):
+    """``MsgSyncRsp``: a page of messages in id order."""
+
+    messages: list[Message]
+    has_more: bool
+
+
+class PresencePushPayload(Payload):
+    """``MsgPresencePush``."""
+
+    user_id: int
+    status: str
+
+
+class ErrorPayload(Payload, omit_defaults=False):
+    """``MsgError``: ``code`` is one of :class:`~tidings.protocol.codes.ErrorCode`."""
+
+    code: str
+    message: str
+
+
+class ChatAckPayload(Payload):
+    """``ChatAck`` (107): the chat sent with ``seq`` is durably stored."""
+
+    message_id: int
+    created_at: int
+
+
+class ReceiptPushPayload(Payload):
+    """``ReceiptPush`` (108): messages of this user reached ``status`` at ``by``."""
+
+    message_ids: list[int]
+    status: str
+    by: int

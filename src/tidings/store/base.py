@@ -1,0 +1,203 @@
+"""The store interface: users, access tokens, the message log and device cursors.
+
+Every backend (``sqlite://``, ``postgresql://``) implements :class:`Store` and
+passes ``tests/store/test_contract.py``. Times are integer milliseconds since
+the epoch. Message ids are assigned by the store, increase strictly, and are
+committed in id order, so a reader that has seen id N never later finds a new
+id below N: that is what makes a single integer cursor per device enough.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+
+import msgspec
+
+
+def now_ms() -> int:
+    """Current wall-clock time in integer milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class StoreError(Exception):
+    """Base of the errors a store raises on purpose."""
+
+
+class Conflict(StoreError):
+    """A uniqueness rule was broken (e.g. a username already taken)."""
+
+
+class User(msgspec.Struct, frozen=True):
+    """A registered user."""
+
+    id: int
+    username: str
+    password_hash: str
+    created_at: int
+
+
+class Token(msgspec.Struct, frozen=True):
+    """An opaque access token; only its hash is stored."""
+
+    id: int
+    user_id: int
+    token_hash: str
+    name: str
+    device_id: str | None
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+class NewMessage(msgspec.Struct, frozen=True):
+    """A chat message to append. ``client_seq`` 0 means "not idempotent"."""
+
+    sender_id: int
+    sender_device: str
+    recipient_id: int
+    type: str
+    content: str
+    client_seq: int = 0
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    """A message as stored. ``status`` is sent, delivered or read."""
+
+    id: int
+    sender_id: int
+    sender_device: str
+    recipient_id: int
+    type: str
+    content: str
+    client_seq: int
+    status: str
+    created_at: int
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """Outcome of appending one :class:`NewMessage`.
+
+    ``duplicate`` is true when ``(sender_id, sender_device, client_seq)`` was
+    already stored: ``message`` is then the earlier message, unchanged.
+    """
+
+    message: StoredMessage
+    duplicate: bool
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """A message whose status moved forward, and who sent it."""
+
+    message_id: int
+    sender_id: int
+
+
+STATUS_RANK = {"sent": 0, "delivered": 1, "read": 2}
+
+
+class Store(abc.ABC):
+    """Durable state of a Tidings node. All methods are coroutines and safe to
+    call concurrently from one event loop."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the names applied."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+
+    # users
+
+    @abc.abstractmethod
+    async def create_user(self, username: str, password_hash: str) -> User:
+        """Create a user. Raise :class:`Conflict` if the name is taken."""
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+
+    @abc.abstractmethod
+    async def get_user_by_name(self, username: str) -> User | None:
+        """The user with this name, or None."""
+
+    # tokens
+
+    @abc.abstractmethod
+    async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
+                           device_id: str | None = None,
+                           expires_at: int | None = None) -> Token:
+        """Store a new access token (its hash only)."""
+
+    @abc.abstractmethod
+    async def get_token(self, token_hash: str) -> Token | None:
+        """The token with this hash (revoked or not), or None."""
+
+    @abc.abstractmethod
+    async def touch_token(self, token_id: int, at: int) -> None:
+        """Record that the token was used at ``at``."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: int, at: int) -> bool:
+        """Revoke a token; False if it was unknown or already revoked."""
+
+    # message log
+
+    @abc.abstractmethod
+    async def append_messages(self, batch: list[NewMessage]) -> list[AppendResult]:
+        """Append a batch in one transaction (group commit); results in input order.
+
+        Ids are assigned in input order. A message whose
+        ``(sender_id, sender_device, client_seq)`` exists (``client_seq`` > 0)
+        is not stored again; its result is the existing message with
+        ``duplicate=True``. A duplicate within the batch itself behaves alike.
+        """
+
+    @abc.abstractmethod
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """One message by id, or None."""
+
+    @abc.abstractmethod
+    async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
+                                  limit: int) -> list[StoredMessage]:
+        """The device's stream after ``after_id``, in id order, at most ``limit``.
+
+        A device's stream holds every message addressed to its user, plus the
+        messages its user sent from *other* devices.
+        """
+
+    @abc.abstractmethod
+    async def history(self, user_id: int, peer_id: int, before_id: int | None,
+                      limit: int) -> list[StoredMessage]:
+        """Messages between two users with id < ``before_id``, newest first."""
+
+    @abc.abstractmethod
+    async def conversation_peers(self, user_id: int) -> list[int]:
+        """Users this user has exchanged at least one message with."""
+
+    @abc.abstractmethod
+    async def mark_delivered(self, recipient_id: int, up_to_id: int) -> list[Receipt]:
+        """Move every message to ``recipient_id`` with id <= ``up_to_id`` from sent
+        to delivered; return those that changed, in id order."""
+
+    @abc.abstractmethod
+    async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
+        """Move one message to ``recipient_id`` to read (from sent or delivered).
+        None if it is not addressed to that user or was already read."""
+
+    # device cursors
+
+    @abc.abstractmethod
+    async def get_cursor(self, user_id: int, device_id: str) -> int:
+        """Highest message id this device has confirmed (0 if none)."""
+
+    @abc.abstractmethod
+    async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
+        """Move the device's cursor forward to ``message_id`` (never backwards);
+        return the cursor now stored."""
