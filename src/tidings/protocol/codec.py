@@ -54,10 +54,11 @@ class Frame(msgspec.Struct, frozen=True):
 class ProtocolError(Exception):
     """A frame or payload that cannot be accepted, with the code to answer."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, seq: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.seq = seq
 
 
 _bin_envelope = msgspec.msgpack.Decoder(BinaryEnvelope)
@@ -106,11 +107,12 @@ def decode_payload(frame: Frame) -> Payload | None:
     decoders = _bin_payload if frame.binary else _text_payload
     decoder = decoders.get(frame.type)
     if decoder is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {frame.type}")
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {frame.type}",
+                            frame.seq)
     try:
         payload: Payload = decoder.decode(frame.payload)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}") from None
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     return payload
 
 

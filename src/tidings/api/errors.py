@@ -1,0 +1,73 @@
+"""JSON errors for the HTTP API: ``{"error": {"code", "message"}}`` with a 4xx/5xx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# HTTP statuses aiohttp raises itself, and the code our body gives them.
+_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "BODY_TOO_LARGE",
+                 415: "UNSUPPORTED_MEDIA_TYPE", 422: "INVALID_BODY", 429: "RATE_LIMITED"}
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """The JSON error body."""
+    body = msgspec.json.encode({"error": {"code": code, "message": message}})
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """Encode ``data`` (structs, dicts, lists) with msgspec."""
+    return web.Response(status=status, body=msgspec.json.encode(data),
+                        content_type="application/json")
+
+
+async def read_json(request: web.Request, type_: type[T]) -> T:
+    """Decode and validate the request body as ``type_``, or raise a 4xx ApiError."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(413, "BODY_TOO_LARGE", exc.text or "request body too large") from None
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "INVALID_BODY", str(exc)) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ApiError(400, "BAD_JSON", f"body is not valid JSON: {exc}") from None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error; never leak a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "INTERNAL_ERROR", "internal error")

@@ -1,0 +1,143 @@
+"""HTTP API of the core: accounts, history, presence, health and metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from tidings.api.errors import ApiError, json_response, read_json
+from tidings.auth import AuthError, Identity, hash_password, verify_password
+from tidings.hub.chat import ChatService
+from tidings.hub.hub import to_wire
+from tidings.store.base import Conflict
+
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of register and login."""
+
+    username: Username
+    password: Password
+    device_id: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+SERVICE: web.AppKey[ChatService] = web.AppKey("service", ChatService)
+STARTED: web.AppKey[float] = web.AppKey("started", float)
+
+
+async def authenticated(request: web.Request) -> Identity:
+    """The caller named by ``Authorization: Bearer <token>``, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "UNAUTHORIZED", "send Authorization: Bearer <token>")
+    try:
+        return await request.app[SERVICE].auth.verify(token.strip())
+    except AuthError as exc:
+        raise ApiError(401, "UNAUTHORIZED", str(exc)) from None
+
+
+def int_param(request: web.Request, name: str, default: int | None = None, *,
+              low: int = 0, high: int = 2**63 - 1) -> int | None:
+    """A query parameter as a bounded integer, or 400."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "BAD_PARAMETER", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, "BAD_PARAMETER", f"{name} must be in [{low}, {high}]")
+    return value
+
+
+async def register(request: web.Request) -> web.Response:
+    """``POST /api/v1/auth/register {username, password}`` → 201 ``{user_id, username}``."""
+    body = await read_json(request, Credentials)
+    store = request.app[SERVICE].store
+    try:
+        user = await store.create_user(body.username, await hash_password(body.password))
+    except Conflict:
+        raise ApiError(409, "USERNAME_TAKEN", f"username {body.username!r} is taken") from None
+    return json_response({"user_id": user.id, "username": user.username}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /api/v1/auth/login {username, password, device_id?}`` → ``{token, user_id,
+    expires_at}``."""
+    body = await read_json(request, Credentials)
+    service = request.app[SERVICE]
+    user = await service.store.get_user_by_name(body.username)
+    if not await verify_password(user.password_hash if user else None, body.password):
+        raise ApiError(401, "INVALID_CREDENTIALS", "wrong username or password")
+    assert user is not None
+    token, expires_at = await service.auth.issue(user.id, name="login", device_id=body.device_id)
+    return json_response({"token": token, "user_id": user.id, "expires_at": expires_at})
+
+
+async def messages(request: web.Request) -> web.Response:
+    """``GET /api/v1/messages?peer=ID&before=ID&limit=N``: history with one peer, newest
+    first; page on with ``before`` = the last id received."""
+    me = await authenticated(request)
+    peer = int_param(request, "peer", low=1)
+    if peer is None:
+        raise ApiError(400, "BAD_PARAMETER", "peer is required")
+    before = int_param(request, "before", low=1)
+    limit = int_param(request, "limit", 50, low=1, high=500)
+    assert limit is not None
+    rows = await request.app[SERVICE].store.history(me.user_id, peer, before, limit)
+    return json_response({"messages": [to_wire(m) for m in rows],
+                          "next_before": rows[-1].id if len(rows) == limit else None})
+
+
+async def presence(request: web.Request) -> web.Response:
+    """``GET /api/v1/presence?user_ids=1,2``: statuses of yourself and your peers."""
+    me = await authenticated(request)
+    raw = request.query.get("user_ids", "")
+    try:
+        ids = [int(x) for x in raw.split(",") if x.strip()][:1000]
+    except ValueError:
+        raise ApiError(400, "BAD_PARAMETER", "user_ids is a comma-separated list") from None
+    if not ids:
+        raise ApiError(400, "BAD_PARAMETER", "user_ids is required")
+    statuses = await request.app[SERVICE].presence.visible_to(me.user_id, ids)
+    return json_response({"presence": [{"user_id": u, "status": s} for u, s in statuses.items()]})
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /api/health``: 200 if the store answers, else 503."""
+    service = request.app[SERVICE]
+    body: dict[str, object] = {
+        "status": "ok",
+        "uptime_seconds": round(time.monotonic() - request.app[STARTED], 3),
+        "connections": sum(1 for _ in service.hub.all_connections()),
+    }
+    try:
+        await service.store.ping()
+        body["store"] = "ok"
+    except Exception as exc:
+        body.update(status="degraded", store=f"error: {exc}")
+        return json_response(body, status=503)
+    return json_response(body)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format."""
+    data = request.app[SERVICE].metrics.render()
+    return web.Response(body=data, content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the core routes."""
+    app.router.add_post("/api/v1/auth/register", register)
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_get("/api/v1/messages", messages)
+    app.router.add_get("/api/v1/presence", presence)
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/metrics", metrics)

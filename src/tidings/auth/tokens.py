@@ -1,0 +1,108 @@
+"""Who is connecting: opaque access tokens and JWTs.
+
+Opaque tokens (``tdg_`` + 43 random URL-safe characters) are issued by
+``/api/v1/auth/login`` and ``tidings token create``; only their SHA-256 is
+stored (they carry 256 random bits, so a slow hash adds nothing). A JWT is
+accepted when a secret (HS256) or public key (RS256) is configured; its
+``sub`` is the user id and ``exp`` is required.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from tidings.config import Settings
+from tidings.store.base import Store, now_ms
+
+TOKEN_PREFIX = "tdg_"  # noqa: S105 - a prefix, not a secret
+
+
+class AuthError(Exception):
+    """The credentials do not identify a user; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated user, and the device the token was issued for, if any."""
+
+    user_id: int
+    device_id: str | None = None
+    token_id: int | None = None
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an opaque token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh opaque access token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class Authenticator:
+    """Issues opaque tokens and verifies opaque tokens and JWTs."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._ttl_ms = int(settings.token_ttl * 1000)
+        self._keys: list[tuple[str | bytes, str]] = []
+        if settings.jwt_secret:
+            self._keys.append((settings.jwt_secret, "HS256"))
+        if settings.jwt_public_key_file:
+            self._keys.append((Path(settings.jwt_public_key_file).read_bytes(), "RS256"))
+
+    async def issue(self, user_id: int, *, name: str = "", device_id: str | None = None,
+                    ttl_ms: int | None = None) -> tuple[str, int]:
+        """Create an opaque token; return it (shown once) and its expiry in ms."""
+        token = new_token()
+        expires_at = now_ms() + (self._ttl_ms if ttl_ms is None else ttl_ms)
+        await self._store.create_token(user_id, hash_token(token), name=name,
+                                       device_id=device_id, expires_at=expires_at)
+        return token, expires_at
+
+    async def verify(self, token: str) -> Identity:
+        """Return who ``token`` belongs to, or raise :class:`AuthError`."""
+        if token.startswith(TOKEN_PREFIX):
+            return await self._verify_opaque(token)
+        if token.count(".") == 2 and self._keys:
+            return await self._verify_jwt(token)
+        raise AuthError("unknown token format")
+
+    async def _verify_opaque(self, token: str) -> Identity:
+        row = await self._store.get_token(hash_token(token))
+        now = now_ms()
+        if row is None:
+            raise AuthError("invalid token")
+        if row.revoked_at is not None:
+            raise AuthError("token revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            raise AuthError("token expired")
+        await self._store.touch_token(row.id, now)
+        return Identity(row.user_id, row.device_id, row.id)
+
+    async def _verify_jwt(self, token: str) -> Identity:
+        last: Exception | None = None
+        for key, alg in self._keys:
+            try:
+                claims = jwt.decode(token, key, algorithms=[alg],
+                                    options={"require": ["exp", "sub"]})
+            except jwt.ExpiredSignatureError:
+                raise AuthError("token expired") from None
+            except jwt.InvalidTokenError as exc:
+                last = exc
+                continue
+            sub = str(claims["sub"])
+            if not sub.isdigit() or not 0 < int(sub) < 2**63:
+                raise AuthError("JWT sub is not a user id")
+            user_id = int(sub)
+            if await self._store.get_user(user_id) is None:
+                raise AuthError("unknown user")
+            device = claims.get("device_id")
+            return Identity(user_id, device if isinstance(device, str) else None)
+        raise AuthError(f"invalid JWT: {last}")

@@ -1,0 +1,25 @@
+"""The in-process bus: one node, events handed over directly."""
+
+from __future__ import annotations
+
+from tidings.bus.base import Bus, Event, Handler
+
+
+class MemoryBus(Bus):
+    """Delivers each event to the local handler synchronously, in publish order."""
+
+    def __init__(self) -> None:
+        self._handler: Handler | None = None
+
+    async def start(self, handler: Handler) -> None:
+        """Remember the handler."""
+        self._handler = handler
+
+    async def publish(self, event: Event) -> None:
+        """Call the handler now (no copy, no encoding)."""
+        if self._handler is not None:
+            self._handler(event)
+
+    async def close(self) -> None:
+        """Forget the handler."""
+        self._handler = None

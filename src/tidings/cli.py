@@ -1,0 +1,170 @@
+"""The ``tidings`` command: serve, migrate, and operator tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from tidings import __version__
+from tidings.config import HELP, Settings, load_settings
+
+log = logging.getLogger("tidings")
+
+_EPILOG = """Every setting can also come from a TOML file (--config, or $TIDINGS_CONFIG)
+and from an environment variable TIDINGS_<NAME>; flags win over env vars, which
+win over the file. Example: TIDINGS_DATABASE_URL=postgresql://localhost/tidings."""
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    defaults = Settings()
+    for name in names:
+        default = getattr(defaults, name)
+        shown = ",".join(default) if isinstance(default, list) else default
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            metavar=name.split("_")[-1].upper(),
+                            help=f"{HELP[name]} [env TIDINGS_{name.upper()}; default: {shown!r}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="tidings", description="Tidings real-time server.",
+                                     epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a node (migrates the store first)",
+                           description="Serve /ws, the HTTP API and /metrics on one port.",
+                           epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--config", help="TOML file of settings")
+    _add_settings(serve, list(Settings.__struct_fields__))
+
+    migrate = sub.add_parser("migrate", help="apply pending schema migrations")
+    migrate.add_argument("--config", help="TOML file of settings")
+    _add_settings(migrate, ["database_url"])
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action",
+                                                                      required=True)
+    add = user.add_parser("add", help="create a user (password from --password, "
+                                      "$TIDINGS_PASSWORD or a prompt)")
+    add.add_argument("name")
+    add.add_argument("--password")
+    add.add_argument("--config", help="TOML file of settings")
+    _add_settings(add, ["database_url"])
+
+    token = sub.add_parser("token", help="manage access tokens").add_subparsers(
+        dest="action", required=True)
+    create = token.add_parser("create", help="issue an access token for a user; printed once")
+    create.add_argument("--user", required=True, help="user name")
+    create.add_argument("--name", default="cli", help="a label for the token")
+    create.add_argument("--device-id", dest="token_device", help="bind the token to a device")
+    create.add_argument("--ttl", type=float, default=None, help="lifetime in seconds")
+    create.add_argument("--config", help="TOML file of settings")
+    _add_settings(create, ["database_url", "token_ttl"])
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in vars(args).items() if k in Settings.__struct_fields__}
+    return load_settings(args.config, overrides=overrides)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _serve(settings: Settings) -> None:
+    from tidings.server import Server
+
+    server = Server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+
+
+async def _migrate(settings: Settings) -> None:
+    from tidings.store import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        applied = await store.migrate()
+        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    finally:
+        await store.close()
+
+
+async def _user_add(settings: Settings, name: str, password: str) -> None:
+    from tidings.auth import hash_password
+    from tidings.store import Conflict, open_store
+
+    store = open_store(settings.database_url)
+    try:
+        await store.migrate()
+        user = await store.create_user(name, await hash_password(password))
+        print(f"user {user.username} created with id {user.id}")
+    except Conflict:
+        raise SystemExit(f"tidings: user {name!r} already exists") from None
+    finally:
+        await store.close()
+
+
+async def _token_create(settings: Settings, args: argparse.Namespace) -> None:
+    from tidings.auth import Authenticator
+    from tidings.store import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        await store.migrate()
+        user = await store.get_user_by_name(args.user)
+        if user is None:
+            raise SystemExit(f"tidings: no user {args.user!r}")
+        ttl_ms = None if args.ttl is None else int(args.ttl * 1000)
+        token, expires_at = await Authenticator(store, settings).issue(
+            user.id, name=args.name, device_id=args.token_device, ttl_ms=ttl_ms)
+        print(token)
+        print(f"user {user.username} (id {user.id}); expires at {expires_at} ms; "
+              "shown once, store it now", file=sys.stderr)
+    finally:
+        await store.close()
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(coro)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``tidings`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"tidings: {exc}") from None
+    _configure_logging(settings.log_level)
+    if args.command == "serve":
+        _run(_serve(settings))
+    elif args.command == "migrate":
+        _run(_migrate(settings))
+    elif args.command == "user":
+        password = args.password or os.environ.get("TIDINGS_PASSWORD") or getpass.getpass()
+        if len(password) < 8:
+            raise SystemExit("tidings: the password needs at least 8 characters")
+        _run(_user_add(settings, args.name, password))
+    else:
+        _run(_token_create(settings, args))

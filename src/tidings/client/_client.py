@@ -1,0 +1,396 @@
+"""The client: one logical session per device that outlives its WebSocket connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from tidings.client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
+from tidings.client._events import (
+    ChatAck,
+    ChatMessage,
+    Disconnected,
+    Event,
+    EventStream,
+    Reconnected,
+    parse_chat_ack,
+    parse_sync_page,
+)
+from tidings.client._handshake import open_session
+from tidings.client._reconnect import ReconnectPolicy
+from tidings.client._requests import Pending, PendingRequests
+from tidings.client._transport import (
+    ABNORMAL_CLOSURE,
+    AiohttpTransport,
+    Connector,
+    Transport,
+    TransportClosed,
+)
+from tidings.protocol.codec import ProtocolError, decode_server_frame, encode_client_frame
+from tidings.protocol.codes import TERMINAL_CLOSE_CODES, MsgType
+from tidings.protocol.messages import (
+    AckPayload,
+    ChatPayload,
+    ChatType,
+    Payload,
+    PresencePayload,
+    PresenceStatus,
+    SyncRequestPayload,
+)
+
+log = logging.getLogger("tidings.client")
+
+T = TypeVar("T")
+
+
+class Client:
+    """An async client for one device of one user.
+
+    Use it as ``async with Client(url, token) as c:`` or call :meth:`connect`
+    and :meth:`close`. The client authenticates, keeps the connection alive
+    with pings, and reconnects with backoff (``reconnect``) when it drops,
+    re-authenticating with the same ``device_id`` (the one given, or the one the
+    server assigned on first connect) so the server resumes this device's stream.
+
+    Chats in flight survive reconnects: they are re-sent with their original seq,
+    which the server de-duplicates. Seqs come from one counter per client object,
+    started at the current time in microseconds so that a later client for the
+    same device never reuses a seq of an earlier one.
+
+    ``binary`` picks MessagePack framing (default) or JSON text framing. With
+    ``auto_ack`` each chat message is acknowledged as delivered as soon as it is
+    queued for :meth:`events`. ``ping_interval`` None disables keepalive pings;
+    a ping unanswered within ``ping_timeout`` seconds counts as a dead connection.
+    ``connector`` replaces the aiohttp WebSocket (see :class:`Transport`).
+    """
+
+    def __init__(self, url: str, token: str, *, device_id: str | None = None,
+                 binary: bool = True, auto_ack: bool = True,
+                 ping_interval: float | None = 30.0, ping_timeout: float = 10.0,
+                 reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
+                 close_timeout: float = 5.0, connector: Connector | None = None) -> None:
+        """Configure the client; nothing is opened until :meth:`connect`."""
+        self.url = url
+        self.token = token
+        self._device_id = device_id
+        self._user_id: int | None = None
+        self._binary = binary
+        self._auto_ack = auto_ack
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._policy = reconnect if reconnect is not None else ReconnectPolicy()
+        self._connect_timeout = connect_timeout
+        self._close_timeout = close_timeout
+        self._connector: Connector = connector or AiohttpTransport.connect
+        self._seqs = itertools.count(time.time_ns() // 1000)
+        self._pending = PendingRequests()
+        self._events = EventStream()
+        self._presence: PresenceStatus | None = None
+        self._transport: Transport | None = None
+        self._gen = 0
+        self._connected = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._failure: TidingsError | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def device_id(self) -> str | None:
+        """This device's id: the one given, else the server's once connected."""
+        return self._device_id
+
+    @property
+    def user_id(self) -> int | None:
+        """The authenticated user's id, None before the first successful auth."""
+        return self._user_id
+
+    @property
+    def connected(self) -> bool:
+        """True while an authenticated connection is up."""
+        return self._transport is not None
+
+    async def __aenter__(self) -> Client:
+        """Connect; see :meth:`connect`."""
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Close; see :meth:`close`."""
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection and authenticate, then run in the background.
+
+        Raise :class:`AuthError` if the token is refused (the client is then
+        closed), :class:`ConnectionLostError` if the server cannot be reached
+        (no retry on this first attempt; call again to retry).
+        """
+        if self._closed:
+            raise ClientClosedError()
+        if self._runner is not None:
+            return
+        try:
+            transport = await self._open()
+        except AuthError as exc:
+            self._shutdown(exc)
+            raise
+        self._runner = asyncio.create_task(self._run(transport))
+
+    async def close(self) -> None:
+        """Close the connection and stop; pending calls raise :class:`ClientClosedError`.
+
+        Events already queued can still be read from :meth:`events`, which then ends.
+        """
+        self._closing = True
+        transport = self._transport
+        if transport is not None:
+            await self._close_quietly(transport)
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        self._shutdown(ClientClosedError())
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def send_chat(self, to: int, content: str,
+                        type: ChatType = "text") -> ChatAck:
+        """Send a chat to user ``to`` and wait until the server has stored it.
+
+        Survives reconnects (the chat is re-sent with the same seq and stored
+        once). Raise :class:`TidingsError` if the server refuses it (e.g.
+        ``WS_USER_NOT_FOUND``), :class:`AuthError` / :class:`ClientClosedError` /
+        :class:`ConnectionLostError` if the client stops before the answer.
+        """
+        payload = ChatPayload(to=to, type=type, content=content)
+        return await self._request(MsgType.CHAT, payload, parse_chat_ack, resend=True)
+
+    async def sync(self, last_message_id: int = 0,
+                   last_sync_time: int = 0) -> tuple[list[ChatMessage], bool]:
+        """Fetch one page of messages after ``last_message_id``: ``(messages, has_more)``.
+
+        The page is returned to the caller only: it is neither put on
+        :meth:`events` nor acknowledged.
+        """
+        payload = SyncRequestPayload(last_message_id=last_message_id,
+                                     last_sync_time=last_sync_time)
+        return await self._request(MsgType.SYNC_REQ, payload, parse_sync_page, resend=True)
+
+    async def ack(self, message_id: int,
+                  status: Literal["delivered", "read"] = "delivered") -> None:
+        """Acknowledge a message: ``delivered`` confirms every id up to ``message_id``
+        for this device; ``read`` marks that one message read.
+
+        Waits for a connection if there is none; raise :class:`ConnectionLostError`
+        if it drops while sending.
+        """
+        await self._send(MsgType.ACK, AckPayload(message_id=message_id, status=status))
+
+    async def set_presence(self, status: PresenceStatus) -> None:
+        """Set this user's presence (online/away/offline); it is set again after
+        every reconnect, so a connection dropping meanwhile is not an error."""
+        self._presence = status
+        with contextlib.suppress(ConnectionLostError):  # _flush re-sends it anyway
+            await self._send(MsgType.PRESENCE, PresencePayload(status=status))
+
+    async def ping(self) -> float:
+        """Ping the server and return the round-trip time in seconds."""
+        start = time.monotonic()
+        await self._request(MsgType.PING, None, lambda _: None, resend=False)
+        return time.monotonic() - start
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield events in arrival order until the client closes or stops for good.
+
+        Each chat message is yielded exactly once, in increasing id order.
+        Meant for one consumer; events queue up (unbounded) until read.
+        """
+        async for event in self._events:
+            yield event
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise ClientClosedError(f"client stopped: {self._failure}") from self._failure
+        if self._closed or self._closing:
+            raise ClientClosedError()
+        if self._runner is None:
+            raise ClientClosedError("client is not connected: call connect() first")
+
+    async def _request(self, type_: MsgType, payload: Payload | None,
+                       parse: Callable[[dict[str, Any]], T], *, resend: bool) -> T:
+        self._check_open()
+        if not resend:
+            await self._wait_connected()
+        seq = next(self._seqs)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        pending = Pending(type_, payload, parse, future, resend)
+        self._pending.add(seq, pending)
+        try:
+            transport = self._transport
+            if transport is not None:  # else re-sent by _flush on the next connection
+                pending.gen = self._gen
+                await self._send_raw(transport, type_, seq, payload)
+            return await future
+        finally:
+            self._pending.discard(seq)
+
+    async def _send(self, type_: MsgType, payload: Payload) -> None:
+        self._check_open()
+        transport = await self._wait_connected()
+        if not await self._send_raw(transport, type_, next(self._seqs), payload):
+            raise ConnectionLostError("connection dropped while sending")
+
+    async def _wait_connected(self) -> Transport:
+        while self._transport is None:
+            if self._closed:
+                raise ClientClosedError()
+            await self._connected.wait()
+        return self._transport
+
+    async def _send_raw(self, transport: Transport, type_: int, seq: int,
+                        payload: Payload | None) -> bool:
+        try:
+            await transport.send(encode_client_frame(type_, seq, payload, binary=self._binary))
+        except TransportClosed:
+            return False  # the reader sees the close and reconnects
+        return True
+
+    async def _open(self) -> Transport:
+        """Connect and authenticate once; raise a :class:`TidingsError` on failure."""
+        transport, rsp = await open_session(
+            self._connector, self.url, seq=next(self._seqs), token=self.token,
+            device_id=self._device_id, binary=self._binary, step_timeout=self._connect_timeout,
+            close_timeout=self._close_timeout)
+        self._user_id = rsp.user_id
+        self._device_id = rsp.device_id or self._device_id
+        return transport
+
+    async def _run(self, transport: Transport) -> None:
+        """Serve connections one after another until closed or stopped for good."""
+        try:
+            while True:
+                code, reason = await self._serve(transport)
+                if self._closing:
+                    return
+                self._events.put(Disconnected(code, reason))
+                if code in TERMINAL_CLOSE_CODES:
+                    raise AuthError(reason or "authentication revoked")
+                transport = await self._reconnect()
+        except TidingsError as exc:
+            self._shutdown(exc)
+        except Exception as exc:  # a bug: stop rather than hang callers forever
+            log.exception("tidings client stopped")
+            self._shutdown(ConnectionLostError(f"client failed: {exc!r}"))
+
+    async def _reconnect(self) -> Transport:
+        attempts = 0
+        for delay in self._policy.delays():
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                transport = await self._open()
+            except AuthError:
+                raise
+            except TidingsError as exc:
+                log.info("reconnect attempt %d failed: %s", attempts, exc)
+                continue
+            self._events.put(Reconnected(attempts))
+            return transport
+        raise ConnectionLostError(f"gave up reconnecting after {attempts} attempts")
+
+    async def _serve(self, transport: Transport) -> tuple[int, str]:
+        """Run one authenticated connection; return its close code and reason."""
+        self._gen += 1
+        tasks = [asyncio.create_task(self._read_loop(transport))]
+        try:
+            await self._flush(transport)
+            self._transport = transport
+            self._connected.set()
+            if self._ping_interval:
+                tasks.append(asyncio.create_task(self._keepalive(self._ping_interval)))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return (tasks[0] if tasks[0] in done else done.pop()).result()
+        finally:
+            self._transport = None
+            self._connected.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._discard(transport)
+            self._pending.fail(ConnectionLostError("connection lost"), everything=False)
+
+    async def _flush(self, transport: Transport) -> None:
+        """Restore presence, then (re-)send every request not yet sent on this connection."""
+        if self._presence is not None:
+            await self._send_raw(transport, MsgType.PRESENCE, next(self._seqs),
+                                 PresencePayload(status=self._presence))
+        while unsent := self._pending.unsent(self._gen):
+            for seq, pending in unsent:
+                pending.gen = self._gen
+                await self._send_raw(transport, pending.type, seq, pending.payload)
+
+    async def _keepalive(self, interval: float) -> tuple[int, str]:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self.ping(), self._ping_timeout)
+            except (TimeoutError, TidingsError):
+                return ABNORMAL_CLOSURE, "no pong within ping_timeout"
+
+    async def _read_loop(self, transport: Transport) -> tuple[int, str]:
+        while True:
+            try:
+                data = await transport.recv()
+            except TransportClosed as closed:
+                return closed.code, closed.reason
+            try:
+                type_, seq, body = decode_server_frame(data)
+                await self._dispatch(transport, type_, seq, body)
+            except (ProtocolError, msgspec.MsgspecError) as exc:
+                log.warning("ignoring malformed server frame: %s", exc)
+
+    async def _dispatch(self, transport: Transport, type_: int, seq: int,
+                        body: dict[str, Any]) -> None:
+        if self._pending.resolve(type_, seq, body):
+            return
+        if type_ == MsgType.ERROR:
+            log.warning("server error for seq %d: %s", seq, body)
+            return
+        if type_ == MsgType.SYNC_RSP and seq:
+            return  # the page of a sync() nobody waits for any more: not part of the stream
+        last = self._events.put_push(type_, body)
+        if last and self._auto_ack:  # cumulative: every id up to `last` is queued or seen
+            await self._send_raw(transport, MsgType.ACK, next(self._seqs),
+                                 AckPayload(message_id=last, status="delivered"))
+
+    def _shutdown(self, error: TidingsError) -> None:
+        """Stop for good: fail every pending call with ``error``, end :meth:`events`."""
+        if self._closed:
+            return
+        self._closed = True
+        if not isinstance(error, ClientClosedError):
+            self._failure = error
+        self._pending.fail(error, everything=True)
+        self._connected.set()  # wake _wait_connected, which then raises
+        self._events.end()
+
+    def _discard(self, transport: Transport) -> None:
+        task = asyncio.create_task(self._close_quietly(transport))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _close_quietly(self, transport: Transport) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await transport.close()
+        except Exception as exc:
+            log.debug("error closing transport: %r", exc)

@@ -1,0 +1,135 @@
+"""One client connection: identity, framing, delivery state and a bounded outbox.
+
+Live pushes never wait: a connection whose outbox holds ``send_queue_size``
+frames is a slow consumer and is closed (it recovers everything through sync
+on reconnect, since its cursor only moves on its own acks). Replies and
+catch-up pages may wait for room, which is how a large backlog is paced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import Protocol
+
+from tidings.protocol.codes import CloseCode
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+class Socket(Protocol):
+    """What a connection needs from a WebSocket (the gateway adapts aiohttp to it)."""
+
+    async def send(self, data: bytes, binary: bool) -> None:
+        """Send one message; text messages are UTF-8 bytes."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the WebSocket with a close code."""
+
+
+class Connection:
+    """A WebSocket connection after the upgrade, before and after auth."""
+
+    def __init__(self, socket: Socket, *, queue_size: int, write_timeout: float,
+                 remote: str = "") -> None:
+        self.id = f"c{next(_ids)}"
+        self.remote = remote
+        self.user_id = 0
+        self.device_id = ""
+        self.binary = True
+        # Delivery state: pushes are buffered while the backlog is replayed, and
+        # a chat push with an id at or below last_pushed_id was already sent.
+        self.catching_up = True
+        self.buffered: list[object] = []
+        self.last_pushed_id = 0
+        self.synced_id = 0  # highest id sent in an explicit MsgSyncRsp
+        self.closed = False
+        self.close_code: int | None = None
+        self._socket = socket
+        self._queue_size = queue_size
+        self._write_timeout = write_timeout
+        self._outbox: deque[tuple[bytes, bool]] = deque()
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def highest_sent_id(self) -> int:
+        """The highest message id sent on this connection: acks may not go beyond it."""
+        return max(self.last_pushed_id, self.synced_id)
+
+    def push(self, data: bytes, binary: bool | None = None) -> bool:
+        """Queue a frame without waiting. On overflow close as a slow consumer."""
+        if self.closed:
+            return False
+        if len(self._outbox) >= self._queue_size:
+            log.warning("%s user %s: send queue full, closing", self.id, self.user_id)
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return False
+        self._outbox.append((data, self.binary if binary is None else binary))
+        self._wakeup.set()
+        return True
+
+    async def send(self, data: bytes, binary: bool | None = None) -> None:
+        """Queue a frame, waiting while the outbox is full."""
+        while len(self._outbox) >= self._queue_size and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+        self.push(data, binary)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Stop sending and close the socket with ``code`` (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._outbox.clear()
+        self._room.set()
+        self._writer.cancel()
+        self._closing = asyncio.get_running_loop().create_task(self._close_socket(code, reason))
+
+    async def wait_closed(self) -> None:
+        """Wait until the close frame has been sent (or the attempt failed)."""
+        if self._closing is not None:
+            await self._closing
+
+    async def drain(self) -> None:
+        """Wait until everything queued has been written (or the connection closed)."""
+        while self._outbox and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                await self._socket.close(code, reason)
+        except Exception as exc:  # the peer may already be gone
+            log.debug("%s close: %s", self.id, exc)
+
+    async def _write_loop(self) -> None:
+        outbox = self._outbox
+        try:
+            while True:
+                if not outbox:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                data, binary = outbox.popleft()
+                async with asyncio.timeout(self._write_timeout):
+                    await self._socket.send(data, binary)
+                if len(outbox) < self._queue_size:
+                    self._room.set()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            log.warning("%s user %s: write timed out, closing", self.id, self.user_id)
+            self.close(CloseCode.SLOW_CONSUMER, "write timeout")
+        except Exception as exc:
+            log.debug("%s write failed: %s", self.id, exc)
+            self.closed = True
+            self._room.set()

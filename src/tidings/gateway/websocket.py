@@ -1,0 +1,152 @@
+"""The ``/ws`` endpoint on aiohttp: upgrade, read loop, timeouts, dispatch.
+
+This is the only module that knows aiohttp's WebSocket API; it turns frames
+into calls on :class:`~tidings.hub.chat.ChatService` and keeps every failure
+inside its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from tidings.gateway.connection import Connection
+from tidings.hub.chat import ChatService
+from tidings.protocol.codec import ProtocolError, decode_frame, decode_payload
+from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
+from tidings.protocol.messages import (
+    AckPayload,
+    AuthPayload,
+    ChatPayload,
+    PresencePayload,
+    SyncRequestPayload,
+)
+from tidings.protocol.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+class AiohttpSocket:
+    """Adapts :class:`aiohttp.web.WebSocketResponse` to the connection's Socket."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def send(self, data: bytes, binary: bool) -> None:
+        """Write one message frame."""
+        await self._ws.send_frame(data, WSMsgType.BINARY if binary else WSMsgType.TEXT)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame with ``code``."""
+        await self._ws.close(code=code, message=reason.encode())
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Browsers send Origin; a page from another site may open /ws only if listed."""
+    if not origin or "*" in allowed or origin in allowed:
+        return True
+    return bool(host) and urlsplit(origin).netloc == host
+
+
+class Gateway:
+    """Serves ``GET /ws``."""
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.connections: set[Connection] = set()  # all, authenticated or not
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Upgrade to WebSocket and serve one connection until it closes."""
+        if not origin_allowed(request.headers.get("Origin"), request.host,
+                              self.settings.allowed_origins):
+            raise web.HTTPForbidden(text="origin not allowed")
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes,
+                                   autoping=False, compress=False)
+        await ws.prepare(request)
+        conn = Connection(AiohttpSocket(ws), queue_size=self.settings.send_queue_size,
+                          write_timeout=self.settings.write_timeout,
+                          remote=request.remote or "")
+        self.connections.add(conn)
+        try:
+            await self._serve(ws, conn)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.connections.discard(conn)
+            if not conn.closed:
+                conn.close(ws.close_code or CloseCode.NORMAL)
+            await conn.wait_closed()
+            self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
+            await self.service.disconnected(conn)
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        svc = self.service
+        bucket = TokenBucket(self.settings.rate_limit, self.settings.rate_burst, time.monotonic())
+        auth_deadline = time.monotonic() + self.settings.auth_timeout
+        while not conn.closed:
+            if conn.user_id:
+                timeout, expiry = self.settings.idle_timeout, CloseCode.IDLE_TIMEOUT
+            else:
+                timeout, expiry = auth_deadline - time.monotonic(), CloseCode.AUTH_TIMEOUT
+            try:
+                msg = await ws.receive(timeout=max(timeout, 0.001))
+            except TimeoutError:
+                log.info("%s closed: %s", conn.id, expiry.name.lower())
+                conn.close(expiry, expiry.name.lower())
+                return
+            if msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+                continue
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type == WSMsgType.ERROR:
+                code = ws.close_code or CloseCode.MESSAGE_TOO_BIG
+                log.info("%s protocol error: %s", conn.id, ws.exception())
+                conn.close(code, "protocol error")
+                return
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            if not conn.user_id:  # until auth fixes it, answer in the framing just used
+                conn.binary = msg.type == WSMsgType.BINARY
+            if not bucket.allow(time.monotonic()):
+                svc.error(conn, 0, ErrorCode.RATE_LIMITED, "too many frames; slow down")
+                continue
+            try:
+                await self._dispatch(conn, msg.data)
+            except ProtocolError as exc:
+                svc.error(conn, exc.seq, exc.code, exc.message)
+            except Exception:
+                log.exception("%s: internal error", conn.id)
+                svc.error(conn, 0, ErrorCode.INTERNAL_ERROR, "internal error")
+
+    async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
+        svc = self.service
+        frame = decode_frame(data)
+        svc.metrics.frames_in.labels(str(frame.type)).inc()
+        if not conn.user_id and frame.type != MsgType.AUTH:
+            svc.error(conn, frame.seq, ErrorCode.NOT_AUTHENTICATED, "send MsgAuth first")
+            return
+        payload = decode_payload(frame)
+        if isinstance(payload, AuthPayload) and not conn.user_id:
+            await svc.authenticate(conn, frame.seq, payload)
+            return
+        if isinstance(payload, ChatPayload):
+            await svc.chat(conn, frame.seq, payload)
+        elif isinstance(payload, AckPayload):
+            await svc.ack(conn, frame.seq, payload)
+        elif isinstance(payload, SyncRequestPayload):
+            await svc.sync(conn, frame.seq, payload)
+        elif isinstance(payload, PresencePayload):
+            await svc.set_presence(conn, frame.seq, payload)
+        elif isinstance(payload, AuthPayload):  # a second MsgAuth
+            svc.error(conn, frame.seq, ErrorCode.ALREADY_AUTHENTICATED, "already authenticated")
+        else:
+            svc.ping(conn, frame.seq)

@@ -1,0 +1,248 @@
+"""The chat system of seed 001: what each client message does.
+
+A chat's path: the gateway decodes ``MsgChat`` → :meth:`ChatService.chat`
+queues it on the group-commit log → once durable, ``ChatAck`` goes to the
+sender and a :class:`ChatEvent` to the bus → every node's hub pushes it to the
+recipient's devices and the sender's other devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+
+from tidings.auth.tokens import Authenticator, AuthError
+from tidings.bus.base import Bus, ChatEvent, PushEvent
+from tidings.config import Settings
+from tidings.gateway.connection import Connection
+from tidings.hub.hub import Hub, to_wire
+from tidings.hub.presence import Presence
+from tidings.metrics import Metrics
+from tidings.protocol.codec import encode_frame
+from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
+from tidings.protocol.messages import (
+    AckPayload,
+    AuthPayload,
+    AuthResponsePayload,
+    ChatAckPayload,
+    ChatPayload,
+    ErrorPayload,
+    PresencePayload,
+    ReceiptPushPayload,
+    SyncRequestPayload,
+    SyncResponsePayload,
+)
+from tidings.store.base import AppendResult, NewMessage, Receipt, Store
+from tidings.store.groupcommit import GroupCommitLog
+
+log = logging.getLogger(__name__)
+
+
+class ChatService:
+    """Handlers for the client message types, shared by all connections of a node."""
+
+    def __init__(self, settings: Settings, store: Store, bus: Bus, hub: Hub,
+                 auth: Authenticator, metrics: Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.hub = hub
+        self.auth = auth
+        self.metrics = metrics
+        self.presence = Presence(hub, store, bus)
+        self.log = GroupCommitLog(store, self._committed, observe=self._observe_commit)
+        self._known_users: set[int] = set()  # users are never deleted: a safe cache
+        self._ack_targets: dict[str, int] = {}  # conn id -> highest ack not yet stored
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Finish pending commits and ack writes."""
+        await self.log.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # replies
+
+    def reply(self, conn: Connection, type_: int, seq: int, payload: object) -> None:
+        """Send a reply in the connection's framing."""
+        conn.push(encode_frame(type_, seq, payload, binary=conn.binary))
+
+    def error(self, conn: Connection, seq: int, code: ErrorCode, message: str) -> None:
+        """Send ``MsgError`` with the request's seq."""
+        self.metrics.errors.labels(code.value).inc()
+        self.reply(conn, MsgType.ERROR, seq, ErrorPayload(code.value, message))
+
+    # auth and the connection's life
+
+    async def authenticate(self, conn: Connection, seq: int, payload: AuthPayload) -> bool:
+        """Check the token, register the connection and replay its backlog.
+
+        On failure answer ``MsgAuthRsp{success:false}`` and close the connection.
+        """
+        try:
+            identity = await self.auth.verify(payload.token)
+        except AuthError as exc:
+            await self._refuse(conn, seq, ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
+            return False
+        limit = self.settings.max_connections_per_user
+        if self.hub.count(identity.user_id) >= limit:
+            await self._refuse(conn, seq, ErrorCode.TOO_MANY_CONNECTIONS,
+                               f"at most {limit} connections per user",
+                               CloseCode.TOO_MANY_CONNECTIONS)
+            return False
+        conn.user_id = identity.user_id
+        conn.device_id = payload.device_id or identity.device_id or uuid.uuid4().hex
+        self._known_users.add(conn.user_id)
+        first = self.hub.add(conn)
+        self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
+            success=True, user_id=conn.user_id, device_id=conn.device_id))
+        log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
+                 conn.device_id, conn.remote)
+        await self._catch_up(conn)
+        if first:
+            await self.presence.announce(conn.user_id)
+        return True
+
+    async def _refuse(self, conn: Connection, seq: int, code: ErrorCode, message: str,
+                      close_code: CloseCode) -> None:
+        self.metrics.errors.labels(code.value).inc()
+        log.info("%s auth refused: %s (%s)", conn.id, code.value, message)
+        self.reply(conn, MsgType.AUTH_RSP, seq,
+                   AuthResponsePayload(success=False, error=f"{code.value}: {message}"))
+        await conn.drain()
+        conn.close(close_code, code.value)
+
+    async def _catch_up(self, conn: Connection) -> None:
+        """Push, in pages, what this device has not confirmed; then go live.
+
+        Always sends at least one page, so a client knows when it is up to date.
+        Live pushes arriving meanwhile are buffered by the hub and de-duplicated
+        by id, so nothing is missed or sent twice.
+        """
+        after = await self.store.get_cursor(conn.user_id, conn.device_id)
+        size = self.settings.sync_page_size
+        while not conn.closed:
+            page = await self.store.messages_for_device(conn.user_id, conn.device_id, after, size)
+            has_more = len(page) == size
+            await conn.send(encode_frame(MsgType.SYNC_RSP, 0, SyncResponsePayload(
+                [to_wire(m) for m in page], has_more), binary=conn.binary))
+            if page:
+                after = page[-1].id
+            if not has_more:
+                break
+        conn.last_pushed_id = max(conn.last_pushed_id, after)
+        self.hub.finish_catch_up(conn)
+
+    async def disconnected(self, conn: Connection) -> None:
+        """Forget a closed connection; announce offline if it was the user's last."""
+        if conn.user_id and self.hub.remove(conn):
+            await self.presence.went_offline(conn.user_id)
+
+    # chat
+
+    async def chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
+        """Store a chat; ``ChatAck`` (or ``MsgError``) follows once it is durable."""
+        if payload.to not in self._known_users:
+            if await self.store.get_user(payload.to) is None:
+                self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")
+                return
+            self._known_users.add(payload.to)
+        message = NewMessage(conn.user_id, conn.device_id, payload.to, payload.type,
+                             payload.content, seq)
+        future = self.log.append(message)
+        future.add_done_callback(lambda f: self._chat_stored(conn, seq, message, f))
+
+    def _chat_stored(self, conn: Connection, seq: int, sent: NewMessage,
+                     future: asyncio.Future[AppendResult]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.error(conn, seq, ErrorCode.INTERNAL_ERROR, "message not stored; send it again")
+            return
+        stored = future.result().message
+        if future.result().duplicate and (stored.recipient_id, stored.type, stored.content) != (
+                sent.recipient_id, sent.type, sent.content):
+            self.error(conn, seq, ErrorCode.SEQ_CONFLICT,
+                       f"seq {seq} was used by message {stored.id} with other content")
+            return
+        self.reply(conn, MsgType.CHAT_ACK, seq, ChatAckPayload(stored.id, stored.created_at))
+
+    def _observe_commit(self, size: int, seconds: float) -> None:
+        self.metrics.commit_batch.observe(size)
+        self.metrics.store_latency.observe(seconds)
+
+    async def _committed(self, results: list[AppendResult]) -> None:
+        self.metrics.messages_stored.inc(len(results))
+        for result in results:
+            await self.bus.publish(ChatEvent(result.message))
+
+    # acks and receipts
+
+    async def ack(self, conn: Connection, seq: int, payload: AckPayload) -> None:
+        """Confirm receipt up to a message (cumulative) and, for read, mark it read."""
+        if payload.message_id > conn.highest_sent_id:
+            self.error(conn, seq, ErrorCode.MESSAGE_NOT_FOUND,
+                       f"message {payload.message_id} was not delivered on this connection")
+            return
+        await self._confirm(conn, payload.message_id)
+        if payload.status == "read":
+            receipt = await self.store.mark_read(conn.user_id, payload.message_id)
+            if receipt is not None:
+                await self._send_receipts([receipt], "read", conn.user_id)
+
+    async def _confirm(self, conn: Connection, up_to: int) -> None:
+        # The cursor write runs beside the read loop. Acks arriving while one is
+        # being stored fold into the next write: under load a device's cursor
+        # costs one write per burst, not one per message.
+        pending = self._ack_targets.get(conn.id)
+        self._ack_targets[conn.id] = max(pending or 0, up_to)
+        if pending is None:
+            task = asyncio.get_running_loop().create_task(self._store_acks(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _store_acks(self, conn: Connection) -> None:
+        try:
+            while target := self._ack_targets.get(conn.id, 0):
+                self._ack_targets[conn.id] = 0
+                await self.store.advance_cursor(conn.user_id, conn.device_id, target)
+                receipts = await self.store.mark_delivered(conn.user_id, target)
+                await self._send_receipts(receipts, "delivered", conn.user_id)
+        except Exception:
+            log.exception("%s: storing ack failed", conn.id)
+        finally:
+            self._ack_targets.pop(conn.id, None)
+
+    async def _send_receipts(self, receipts: list[Receipt], status: str, by: int) -> None:
+        by_sender: dict[int, list[int]] = defaultdict(list)
+        for r in receipts:
+            by_sender[r.sender_id].append(r.message_id)
+        for sender, ids in by_sender.items():
+            payload = ReceiptPushPayload(ids, status, by)
+            await self.bus.publish(PushEvent([sender], MsgType.RECEIPT_PUSH,
+                                             {"message_ids": payload.message_ids,
+                                              "status": status, "by": by}))
+
+    # sync, presence, ping
+
+    async def sync(self, conn: Connection, seq: int, payload: SyncRequestPayload) -> None:
+        """Answer one page after ``last_message_id``; the client has all before it."""
+        # A read-only page: the live stream position (last_pushed_id) is untouched,
+        # so live pushes go on in order beside it.
+        after = payload.last_message_id
+        if 0 < after <= conn.highest_sent_id:
+            await self._confirm(conn, after)
+        size = self.settings.sync_page_size
+        page = await self.store.messages_for_device(conn.user_id, conn.device_id, after, size)
+        if page:
+            conn.synced_id = max(conn.synced_id, page[-1].id)
+        await conn.send(encode_frame(MsgType.SYNC_RSP, seq, SyncResponsePayload(
+            [to_wire(m) for m in page], len(page) == size), binary=conn.binary))
+
+    async def set_presence(self, conn: Connection, seq: int, payload: PresencePayload) -> None:
+        """The user chose a status."""
+        await self.presence.set(conn.user_id, payload.status)
+
+    def ping(self, conn: Connection, seq: int) -> None:
+        """``MsgPong`` at once, same seq."""
+        self.reply(conn, MsgType.PONG, seq, None)

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one node, in a registry of its own (so several nodes
+can live in one process, as they do in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """The counters a node updates; exposed at ``GET /metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("tidings_connections", "Authenticated WebSocket connections",
+                                 registry=r)
+        self.frames_in = Counter("tidings_frames_in_total", "Frames received, by type code",
+                                 ["type"], registry=r)
+        self.frames_out = Counter("tidings_frames_out_total", "Frames queued to clients",
+                                  registry=r)
+        self.messages_stored = Counter("tidings_messages_stored_total",
+                                       "Chat messages durably stored", registry=r)
+        self.errors = Counter("tidings_errors_total", "Errors sent to clients, by code",
+                              ["code"], registry=r)
+        self.disconnects = Counter("tidings_disconnects_total", "Connections closed, by close code",
+                                   ["code"], registry=r)
+        self.store_latency = Histogram(
+            "tidings_store_commit_seconds", "Time to commit one batch of messages",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r)
+        self.commit_batch = Histogram(
+            "tidings_store_batch_size", "Messages per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

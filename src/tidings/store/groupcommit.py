@@ -1,0 +1,89 @@
+"""Group commit: many appends, one transaction.
+
+Chats are acknowledged only once stored. Committing each alone would cap a
+node at the database's single-row commit rate (SQLite ~7.5k/s, PostgreSQL
+~22k/s here); batching what arrives while the previous commit runs gives
+~10x that. Appends enter the batch in call order, ids follow that order, and
+``on_commit`` sees each batch's new messages in id order before any caller's
+future resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from tidings.store.base import AppendResult, NewMessage, Store
+
+log = logging.getLogger(__name__)
+
+CommitHook = Callable[[list[AppendResult]], Awaitable[None]]
+
+
+class GroupCommitLog:
+    """Append messages to a :class:`Store` in batches of at most ``max_batch``."""
+
+    def __init__(self, store: Store, on_commit: CommitHook, *, max_batch: int = 512,
+                 observe: Callable[[int, float], None] | None = None) -> None:
+        self._store = store
+        self._observe = observe  # (batch size, seconds) of each commit, for metrics
+        self._on_commit = on_commit
+        self._max_batch = max_batch
+        self._pending: list[tuple[NewMessage, asyncio.Future[AppendResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start the committing task."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def close(self) -> None:
+        """Commit what is pending, then stop."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+        self._task = None
+
+    def append(self, message: NewMessage) -> asyncio.Future[AppendResult]:
+        """Queue one message; the future resolves once it is durable."""
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[tuple[NewMessage, asyncio.Future[AppendResult]]]) -> None:
+        started = time.perf_counter()
+        try:
+            results = await self._store.append_messages([m for m, _ in batch])
+            if self._observe is not None:
+                self._observe(len(batch), time.perf_counter() - started)
+        except Exception as exc:
+            # Nothing in this batch was acknowledged: senders get an error and retry.
+            log.error("append of %d messages failed: %s", len(batch), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        try:
+            await self._on_commit([r for r in results if not r.duplicate])
+        except Exception:
+            log.exception("commit hook failed")
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)

@@ -1,0 +1,351 @@
+"""PostgreSQL backend on an asyncpg connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from .base import (
+    AppendResult,
+    Conflict,
+    NewMessage,
+    Receipt,
+    Store,
+    StoredMessage,
+    StoreError,
+    Token,
+    User,
+    now_ms,
+)
+from .migrate import migrate_postgres
+
+_SCHEMES = ("postgresql://", "postgres://")
+_NO_UPPER_BOUND = 2**63 - 1
+
+# Held for the whole append transaction. Several writers (tasks, or several
+# server processes) could otherwise take ids 10 and 11 and commit 11 first: a
+# reader that saw 11 moves its single-integer cursor past 10, which then
+# commits and is never delivered. Serialising appends makes commit order = id order.
+APPEND_LOCK = 0x7469_6467_0002
+
+# Plain literals, never formatted: every value travels as a bound parameter.
+_USER_BY_ID = """
+SELECT id, username, password_hash, created_at FROM users WHERE id = $1"""
+
+_USER_BY_NAME = """
+SELECT id, username, password_hash, created_at FROM users WHERE username = $1"""
+
+_INSERT_USER = """
+INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3)
+RETURNING id, username, password_hash, created_at"""
+
+_INSERT_TOKENS = """
+INSERT INTO tokens (user_id, token_hash, name, device_id, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
+          last_used_at"""
+
+_TOKENS_BY_HASH = """
+SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
+       last_used_at
+FROM tokens WHERE token_hash = $1"""
+
+# ORDER BY ordinality makes identity values follow input order. DO NOTHING also
+# skips a row that conflicts with one inserted earlier by this same statement.
+_INSERT_BATCH = """
+INSERT INTO messages (sender_id, sender_device, recipient_id, type, content, client_seq,
+                      status, created_at)
+SELECT s, d, r, t, c, q, 'sent', $7
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
+     WITH ORDINALITY AS b(s, d, r, t, c, q, n)
+ORDER BY n
+ON CONFLICT DO NOTHING
+RETURNING id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+          created_at"""
+
+_MESSAGES_BY_CLIENT_SEQ = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages
+WHERE client_seq > 0
+  AND (sender_id, sender_device, client_seq) IN (
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]))"""
+
+_MESSAGE_BY_ID = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages WHERE id = $1"""
+
+# GROUP BY: one ON CONFLICT DO UPDATE may not touch the same row twice.
+_UPSERT_CONVERSATIONS = """
+INSERT INTO conversations (user_id, peer_id, last_message_id)
+SELECT u, p, max(m) FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(u, p, m)
+GROUP BY u, p ORDER BY u, p
+ON CONFLICT (user_id, peer_id) DO UPDATE
+SET last_message_id = GREATEST(conversations.last_message_id, EXCLUDED.last_message_id)"""
+
+# Two index range scans merged, rather than an OR that would sort the whole stream.
+_DEVICE_STREAM = """
+SELECT * FROM (
+    (SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+            created_at
+     FROM messages WHERE recipient_id = $1 AND id > $3 ORDER BY id LIMIT $4)
+    UNION ALL
+    (SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+            created_at
+     FROM messages
+     WHERE sender_id = $1 AND sender_device <> $2 AND recipient_id <> $1 AND id > $3
+     ORDER BY id LIMIT $4)
+) AS stream
+ORDER BY id LIMIT $4"""
+
+_HISTORY = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages
+WHERE ((sender_id = $1 AND recipient_id = $2) OR (sender_id = $2 AND recipient_id = $1))
+  AND id < $3
+ORDER BY id DESC LIMIT $4"""
+
+_PEERS = """
+SELECT peer_id FROM conversations WHERE user_id = $1 ORDER BY last_message_id DESC"""
+
+_MARK_DELIVERED = """
+UPDATE messages SET status = 'delivered'
+WHERE recipient_id = $1 AND id <= $2 AND status = 'sent'
+RETURNING id, sender_id"""
+
+_MARK_READ = """
+UPDATE messages SET status = 'read'
+WHERE id = $2 AND recipient_id = $1 AND status <> 'read'
+RETURNING id, sender_id"""
+
+_GET_CURSOR = """
+SELECT last_message_id FROM device_cursors WHERE user_id = $1 AND device_id = $2"""
+
+_ADVANCE_CURSOR = """
+INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id, device_id) DO UPDATE SET
+    last_message_id = GREATEST(device_cursors.last_message_id, EXCLUDED.last_message_id),
+    updated_at = EXCLUDED.updated_at
+RETURNING last_message_id"""
+
+_SeqKey = tuple[int, str, int]
+
+
+def _key(m: NewMessage | StoredMessage) -> _SeqKey:
+    return (m.sender_id, m.sender_device, m.client_seq)
+
+
+class PostgresStore(Store):
+    """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        if not url.startswith(_SCHEMES):
+            raise ValueError(f"expected postgresql:// or postgres://, got {url!r}")
+        self._url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+        self._closed = False
+
+    async def _get_pool(self) -> Any:
+        # open_store() is synchronous, so the pool cannot be made any earlier.
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._url, min_size=self._min_size, max_size=self._max_size)
+        return self._pool
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        pool = await self._get_pool()
+        return list(await pool.fetch(sql, *args))
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        pool = await self._get_pool()
+        return await pool.fetchrow(sql, *args)
+
+    # lifecycle
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the names applied."""
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            return await migrate_postgres(conn)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        await self._fetchrow("SELECT 1")
+
+    # users
+
+    async def create_user(self, username: str, password_hash: str) -> User:
+        """Create a user. Raise :class:`Conflict` if the name is taken."""
+        try:
+            row = await self._fetchrow(_INSERT_USER, username, password_hash, now_ms())
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"user {username!r} already exists") from exc
+        return User(*row)
+
+    async def get_user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        row = await self._fetchrow(_USER_BY_ID, user_id)
+        return None if row is None else User(*row)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        """The user with this name, or None."""
+        row = await self._fetchrow(_USER_BY_NAME, username)
+        return None if row is None else User(*row)
+
+    # tokens
+
+    async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
+                           device_id: str | None = None,
+                           expires_at: int | None = None) -> Token:
+        """Store a new access token (its hash only)."""
+        try:
+            row = await self._fetchrow(
+                _INSERT_TOKENS, user_id, token_hash, name, device_id, now_ms(), expires_at)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("token already exists") from exc
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise StoreError(f"token: no user {user_id}") from exc
+        return Token(*row)
+
+    async def get_token(self, token_hash: str) -> Token | None:
+        """The token with this hash (revoked or not), or None."""
+        row = await self._fetchrow(_TOKENS_BY_HASH, token_hash)
+        return None if row is None else Token(*row)
+
+    async def touch_token(self, token_id: int, at: int) -> None:
+        """Record that the token was used at ``at``."""
+        await self._fetch("UPDATE tokens SET last_used_at = $2 WHERE id = $1", token_id, at)
+
+    async def revoke_token(self, token_id: int, at: int) -> bool:
+        """Revoke a token; False if it was unknown or already revoked."""
+        row = await self._fetchrow(
+            "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+            token_id, at)
+        return row is not None
+
+    # message log
+
+    async def append_messages(self, batch: list[NewMessage]) -> list[AppendResult]:
+        """Append a batch in one transaction; results in input order."""
+        if not batch:
+            return []
+        items = list(batch)
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            inserted = await conn.fetch(
+                _INSERT_BATCH,
+                [m.sender_id for m in items], [m.sender_device for m in items],
+                [m.recipient_id for m in items], [m.type for m in items],
+                [m.content for m in items], [m.client_seq for m in items], now_ms())
+            new_rows = sorted((StoredMessage(*r) for r in inserted), key=lambda s: s.id)
+            fresh = _match_inserted(items, new_rows)
+            skipped = [m for m, s in zip(items, fresh, strict=True) if s is None]
+            earlier: dict[_SeqKey, StoredMessage] = {}
+            if skipped:
+                # Same transaction: this also sees rows inserted above.
+                rows = await conn.fetch(
+                    _MESSAGES_BY_CLIENT_SEQ, [m.sender_id for m in skipped],
+                    [m.sender_device for m in skipped], [m.client_seq for m in skipped])
+                earlier = {_key(s): s for s in (StoredMessage(*r) for r in rows)}
+            if new_rows:
+                await conn.execute(
+                    _UPSERT_CONVERSATIONS,
+                    [s.sender_id for s in new_rows] + [s.recipient_id for s in new_rows],
+                    [s.recipient_id for s in new_rows] + [s.sender_id for s in new_rows],
+                    [s.id for s in new_rows] * 2)
+        results: list[AppendResult] = []
+        for m, stored in zip(items, fresh, strict=True):
+            if stored is not None:
+                results.append(AppendResult(stored, False))
+            elif (first := earlier.get(_key(m))) is not None:
+                results.append(AppendResult(first, True))
+            else:
+                raise StoreError(f"message not stored and no earlier copy: {m!r}")
+        return results
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """One message by id, or None."""
+        row = await self._fetchrow(_MESSAGE_BY_ID, message_id)
+        return None if row is None else StoredMessage(*row)
+
+    async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
+                                  limit: int) -> list[StoredMessage]:
+        """The device's stream after ``after_id``, in id order, at most ``limit``."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch(_DEVICE_STREAM, user_id, device_id, after_id, limit)
+        return [StoredMessage(*r) for r in rows]
+
+    async def history(self, user_id: int, peer_id: int, before_id: int | None,
+                      limit: int) -> list[StoredMessage]:
+        """Messages between two users with id < ``before_id``, newest first."""
+        if limit <= 0:
+            return []
+        bound = _NO_UPPER_BOUND if before_id is None else before_id
+        rows = await self._fetch(_HISTORY, user_id, peer_id, bound, limit)
+        return [StoredMessage(*r) for r in rows]
+
+    async def conversation_peers(self, user_id: int) -> list[int]:
+        """Users this user has exchanged a message with, most recent first."""
+        return [int(r[0]) for r in await self._fetch(_PEERS, user_id)]
+
+    async def mark_delivered(self, recipient_id: int, up_to_id: int) -> list[Receipt]:
+        """Move sent messages to ``recipient_id`` up to ``up_to_id`` to delivered."""
+        rows = await self._fetch(_MARK_DELIVERED, recipient_id, up_to_id)
+        return [Receipt(int(r[0]), int(r[1])) for r in sorted(rows, key=lambda r: r[0])]
+
+    async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
+        """Move one message to ``recipient_id`` to read, unless it already is."""
+        row = await self._fetchrow(_MARK_READ, recipient_id, message_id)
+        return None if row is None else Receipt(int(row[0]), int(row[1]))
+
+    # device cursors
+
+    async def get_cursor(self, user_id: int, device_id: str) -> int:
+        """Highest message id this device has confirmed (0 if none)."""
+        row = await self._fetchrow(_GET_CURSOR, user_id, device_id)
+        return 0 if row is None else int(row[0])
+
+    async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
+        """Move the device's cursor forward (never backwards); return the stored cursor."""
+        row = await self._fetchrow(
+            _ADVANCE_CURSOR, user_id, device_id, max(message_id, 0), now_ms())
+        return int(row[0])
+
+
+def _match_inserted(items: list[NewMessage],
+                    new_rows: list[StoredMessage]) -> list[StoredMessage | None]:
+    """Pair each input with its new row, or None where the insert skipped it.
+
+    Ids follow input order, so new rows (sorted by id) line up with the inputs
+    that were kept. An input was skipped iff the next new row does not carry its
+    key: a key that already existed cannot also appear on a new row.
+    """
+    paired: list[StoredMessage | None] = []
+    pos = 0
+    for m in items:
+        if pos < len(new_rows) and _key(new_rows[pos]) == _key(m):
+            paired.append(new_rows[pos])
+            pos += 1
+        else:
+            paired.append(None)
+    if pos != len(new_rows):
+        raise StoreError("inserted rows do not line up with the batch")
+    return paired

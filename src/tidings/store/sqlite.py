@@ -1,0 +1,378 @@
+"""SQLite backend: stdlib ``sqlite3`` driven from one dedicated worker thread.
+
+Every call runs on a single-thread executor that owns the only connection, so
+the event loop never blocks on disk and statements never interleave. SQLite
+serialises writers, so ids are committed in id order without further locking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from .base import (
+    AppendResult,
+    Conflict,
+    NewMessage,
+    Receipt,
+    Store,
+    StoredMessage,
+    StoreError,
+    Token,
+    User,
+    now_ms,
+)
+from .migrate import migrate_sqlite
+
+T = TypeVar("T")
+
+_URL_PREFIX = "sqlite:///"
+_NO_UPPER_BOUND = 2**63 - 1
+
+
+# Plain literals, never formatted: every value travels as a bound parameter.
+_USER_BY_ID = """
+SELECT id, username, password_hash, created_at FROM users WHERE id = ?"""
+
+_USER_BY_NAME = """
+SELECT id, username, password_hash, created_at FROM users WHERE username = ?"""
+
+_INSERT_USER = """
+INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)
+RETURNING id, username, password_hash, created_at"""
+
+_INSERT_TOKENS = """
+INSERT INTO tokens (user_id, token_hash, name, device_id, created_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?)
+RETURNING id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
+          last_used_at"""
+
+_TOKENS_BY_HASH = """
+SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
+       last_used_at
+FROM tokens WHERE token_hash = ?"""
+
+_INSERT_MESSAGE = """
+INSERT INTO messages (sender_id, sender_device, recipient_id, type, content, client_seq,
+                      status, created_at)
+VALUES (?, ?, ?, ?, ?, ?, 'sent', ?)
+ON CONFLICT DO NOTHING
+RETURNING id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+          created_at"""
+
+_MESSAGE_BY_CLIENT_SEQ = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages
+WHERE sender_id = ? AND sender_device = ? AND client_seq = ? AND client_seq > 0"""
+
+_MESSAGE_BY_ID = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages WHERE id = ?"""
+
+_UPSERT_CONVERSATION = """
+INSERT INTO conversations (user_id, peer_id, last_message_id) VALUES (?, ?, ?)
+ON CONFLICT (user_id, peer_id)
+DO UPDATE SET last_message_id = max(last_message_id, excluded.last_message_id)"""
+
+# Two index range scans merged, rather than an OR that would sort the whole stream.
+_DEVICE_STREAM = """
+SELECT * FROM (
+    SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+           created_at
+    FROM messages WHERE recipient_id = ?1 AND id > ?3 ORDER BY id LIMIT ?4)
+UNION ALL
+SELECT * FROM (
+    SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
+           created_at
+    FROM messages
+    WHERE sender_id = ?1 AND sender_device <> ?2 AND recipient_id <> ?1 AND id > ?3
+    ORDER BY id LIMIT ?4)
+ORDER BY id LIMIT ?4"""
+
+_HISTORY = """
+SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
+FROM messages
+WHERE ((sender_id = ?1 AND recipient_id = ?2) OR (sender_id = ?2 AND recipient_id = ?1))
+  AND id < ?3
+ORDER BY id DESC LIMIT ?4"""
+
+_PEERS = """
+SELECT peer_id FROM conversations WHERE user_id = ? ORDER BY last_message_id DESC"""
+
+_MARK_DELIVERED = """
+UPDATE messages SET status = 'delivered'
+WHERE recipient_id = ? AND id <= ? AND status = 'sent'
+RETURNING id, sender_id"""
+
+_MARK_READ = """
+UPDATE messages SET status = 'read'
+WHERE id = ? AND recipient_id = ? AND status <> 'read'
+RETURNING id, sender_id"""
+
+_GET_CURSOR = """
+SELECT last_message_id FROM device_cursors WHERE user_id = ? AND device_id = ?"""
+
+_ADVANCE_CURSOR = """
+INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (user_id, device_id) DO UPDATE SET
+    last_message_id = max(last_message_id, excluded.last_message_id),
+    updated_at = excluded.updated_at
+RETURNING last_message_id"""
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """The file path in ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``."""
+    if not url.startswith(_URL_PREFIX) or len(url) == len(_URL_PREFIX):
+        raise ValueError(f"expected sqlite:///<path>, got {url!r}")
+    return url[len(_URL_PREFIX):]
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    # Always drain the cursor: a RETURNING statement only finishes (and, in
+    # autocommit mode, commits) once stepped to the end.
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any | None:
+    rows = _rows(conn, sql, params)
+    return rows[0] if rows else None
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so the transaction cannot fail
+    # half-way with SQLITE_BUSY when it upgrades from reading to writing.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _integrity_error(exc: sqlite3.IntegrityError, what: str) -> StoreError:
+    if getattr(exc, "sqlite_errorname", "") in ("SQLITE_CONSTRAINT_UNIQUE",
+                                                 "SQLITE_CONSTRAINT_PRIMARYKEY"):
+        return Conflict(f"{what} already exists")
+    return StoreError(f"{what}: {exc}")
+
+
+class SqliteStore(Store):
+    """A :class:`Store` in one SQLite file (WAL mode, ``synchronous=FULL``)."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            raise StoreError(f"SQLite >= 3.35 is needed (RETURNING), "
+                             f"found {sqlite3.sqlite_version}")
+        self._path = path
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidings-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """Open the store named by a ``sqlite:///`` URL."""
+        return cls(sqlite_path_from_url(url))
+
+    # plumbing
+
+    def _connection(self) -> sqlite3.Connection:
+        # Only ever called on the worker thread.
+        if self._conn is None:
+            # timeout= is SQLite's busy_timeout: wait for another process's write lock.
+            conn = sqlite3.connect(self._path, timeout=self._busy_timeout_ms / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            try:
+                _rows(conn, "PRAGMA journal_mode=WAL")
+                # FULL: a message is acknowledged only once it is stored, so
+                # it must survive power loss, not just a process crash.
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: job(self._connection()))
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # lifecycle
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the names applied."""
+        return await self._run(migrate_sqlite)
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            # Queued behind any job still pending, so those finish first.
+            await loop.run_in_executor(self._executor, self._close_connection)
+        finally:
+            self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        """Raise if the database file cannot be read."""
+        await self._run(lambda c: _rows(c, "SELECT 1"))
+
+    # users
+
+    async def create_user(self, username: str, password_hash: str) -> User:
+        """Create a user. Raise :class:`Conflict` if the name is taken."""
+        def job(conn: sqlite3.Connection) -> User:
+            try:
+                return User(*_rows(conn, _INSERT_USER, (username, password_hash, now_ms()))[0])
+            except sqlite3.IntegrityError as exc:
+                raise _integrity_error(exc, f"user {username!r}") from exc
+        return await self._run(job)
+
+    async def get_user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        row = await self._run(lambda c: _one(c, _USER_BY_ID, (user_id,)))
+        return None if row is None else User(*row)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        """The user with this name, or None."""
+        row = await self._run(lambda c: _one(c, _USER_BY_NAME, (username,)))
+        return None if row is None else User(*row)
+
+    # tokens
+
+    async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
+                           device_id: str | None = None,
+                           expires_at: int | None = None) -> Token:
+        """Store a new access token (its hash only)."""
+        params = (user_id, token_hash, name, device_id, now_ms(), expires_at)
+
+        def job(conn: sqlite3.Connection) -> Token:
+            try:
+                return Token(*_rows(conn, _INSERT_TOKENS, params)[0])
+            except sqlite3.IntegrityError as exc:
+                raise _integrity_error(exc, "token") from exc
+        return await self._run(job)
+
+    async def get_token(self, token_hash: str) -> Token | None:
+        """The token with this hash (revoked or not), or None."""
+        row = await self._run(lambda c: _one(c, _TOKENS_BY_HASH, (token_hash,)))
+        return None if row is None else Token(*row)
+
+    async def touch_token(self, token_id: int, at: int) -> None:
+        """Record that the token was used at ``at``."""
+        await self._run(lambda c: _rows(
+            c, "UPDATE tokens SET last_used_at = ? WHERE id = ?", (at, token_id)))
+
+    async def revoke_token(self, token_id: int, at: int) -> bool:
+        """Revoke a token; False if it was unknown or already revoked."""
+        row = await self._run(lambda c: _one(
+            c, "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
+            (at, token_id)))
+        return row is not None
+
+    # message log
+
+    async def append_messages(self, batch: list[NewMessage]) -> list[AppendResult]:
+        """Append a batch in one transaction; results in input order."""
+        if not batch:
+            return []
+        items = list(batch)  # the caller's list may change while the worker runs
+
+        def job(conn: sqlite3.Connection) -> list[AppendResult]:
+            now = now_ms()
+            results: list[AppendResult] = []
+            latest: dict[tuple[int, int], int] = {}
+            with _transaction(conn):
+                for m in items:
+                    row = _one(conn, _INSERT_MESSAGE, (
+                        m.sender_id, m.sender_device, m.recipient_id, m.type, m.content,
+                        m.client_seq, now))
+                    if row is not None:
+                        stored = StoredMessage(*row)
+                        latest[(m.sender_id, m.recipient_id)] = stored.id
+                        latest[(m.recipient_id, m.sender_id)] = stored.id
+                        results.append(AppendResult(stored, False))
+                        continue
+                    # Skipped on the client_seq index; inside this transaction the
+                    # lookup also finds a row inserted earlier in the same batch.
+                    row = _one(conn, _MESSAGE_BY_CLIENT_SEQ,
+                               (m.sender_id, m.sender_device, m.client_seq))
+                    if row is None:
+                        raise StoreError(f"message not stored and no earlier copy: {m!r}")
+                    results.append(AppendResult(StoredMessage(*row), True))
+                conn.executemany(_UPSERT_CONVERSATION,
+                                 [(u, p, mid) for (u, p), mid in sorted(latest.items())])
+            return results
+        return await self._run(job)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """One message by id, or None."""
+        row = await self._run(lambda c: _one(c, _MESSAGE_BY_ID, (message_id,)))
+        return None if row is None else StoredMessage(*row)
+
+    async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
+                                  limit: int) -> list[StoredMessage]:
+        """The device's stream after ``after_id``, in id order, at most ``limit``."""
+        if limit <= 0:
+            return []
+        rows = await self._run(lambda c: _rows(
+            c, _DEVICE_STREAM, (user_id, device_id, after_id, limit)))
+        return [StoredMessage(*r) for r in rows]
+
+    async def history(self, user_id: int, peer_id: int, before_id: int | None,
+                      limit: int) -> list[StoredMessage]:
+        """Messages between two users with id < ``before_id``, newest first."""
+        if limit <= 0:
+            return []
+        bound = _NO_UPPER_BOUND if before_id is None else before_id
+        rows = await self._run(lambda c: _rows(c, _HISTORY, (user_id, peer_id, bound, limit)))
+        return [StoredMessage(*r) for r in rows]
+
+    async def conversation_peers(self, user_id: int) -> list[int]:
+        """Users this user has exchanged a message with, most recent first."""
+        rows = await self._run(lambda c: _rows(c, _PEERS, (user_id,)))
+        return [int(r[0]) for r in rows]
+
+    async def mark_delivered(self, recipient_id: int, up_to_id: int) -> list[Receipt]:
+        """Move sent messages to ``recipient_id`` up to ``up_to_id`` to delivered."""
+        rows = await self._run(lambda c: _rows(c, _MARK_DELIVERED, (recipient_id, up_to_id)))
+        return [Receipt(int(r[0]), int(r[1])) for r in sorted(rows)]
+
+    async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
+        """Move one message to ``recipient_id`` to read, unless it already is."""
+        row = await self._run(lambda c: _one(c, _MARK_READ, (message_id, recipient_id)))
+        return None if row is None else Receipt(int(row[0]), int(row[1]))
+
+    # device cursors
+
+    async def get_cursor(self, user_id: int, device_id: str) -> int:
+        """Highest message id this device has confirmed (0 if none)."""
+        row = await self._run(lambda c: _one(c, _GET_CURSOR, (user_id, device_id)))
+        return 0 if row is None else int(row[0])
+
+    async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
+        """Move the device's cursor forward (never backwards); return the stored cursor."""
+        params = (user_id, device_id, max(message_id, 0), now_ms())
+        rows = await self._run(lambda c: _rows(c, _ADVANCE_CURSOR, params))
+        return int(rows[0][0])

@@ -1,0 +1,215 @@
+"""Auth, heartbeats, limits and bad input on /ws, each with a bystander that keeps chatting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import jwt
+import msgspec
+import pytest
+
+from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
+from tests.support.wire import Wire
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _bystander_still_chats(server, http) -> None:
+    _, a_token = await server.quick_user()
+    b_id, b_token = await server.quick_user()
+    a = await Wire.open(http, server.ws_url)
+    await a.auth(a_token)
+    await a.backlog()
+    b = await Wire.open(http, server.ws_url)
+    await b.auth(b_token)
+    await b.backlog()
+    ack = await a.chat(b_id, "still here")
+    _, push = await b.expect(MsgType.CHAT_PUSH)
+    assert push["message_id"] == ack["message_id"]
+
+
+async def test_bad_token_is_refused_then_closed_with_4401(server, http):
+    wire = await Wire.open(http, server.ws_url)
+    seq = await wire.send(MsgType.AUTH, {"token": "tdg_not-a-real-token"})
+    got, rsp = await wire.expect(MsgType.AUTH_RSP)
+    assert got == seq and rsp["success"] is False and ErrorCode.AUTH_FAILED in rsp["error"]
+    assert await wire.closed_with() == CloseCode.AUTH_FAILED
+
+
+async def test_expired_token_is_refused(server, http):
+    user_id, _ = await server.new_user()
+    token, _ = await server.node.service.auth.issue(user_id, ttl_ms=-1)
+    wire = await Wire.open(http, server.ws_url)
+    await wire.send(MsgType.AUTH, {"token": token})
+    _, rsp = await wire.expect(MsgType.AUTH_RSP)
+    assert rsp["success"] is False and "expired" in rsp["error"]
+    assert await wire.closed_with() == CloseCode.AUTH_FAILED
+
+
+async def test_no_auth_within_the_timeout_closes_with_4408(server_factory, http):
+    server = await server_factory(auth_timeout=0.3)
+    wire = await Wire.open(http, server.ws_url)
+    started = time.monotonic()
+    assert await wire.closed_with() == CloseCode.AUTH_TIMEOUT
+    assert time.monotonic() - started < 3
+
+
+async def test_frames_before_auth_get_not_authenticated(server, http):
+    wire = await Wire.open(http, server.ws_url)
+    for type_, payload in ((MsgType.PING, None), (MsgType.CHAT, {"to": 1}), (77, {})):
+        seq = await wire.send(type_, payload)
+        got, err = await wire.expect(MsgType.ERROR)
+        assert got == seq and err["code"] == ErrorCode.NOT_AUTHENTICATED
+
+
+async def test_jwt_signed_with_the_configured_secret_authenticates(server_factory, http):
+    secret = "s3cret-for-tests-only-32-bytes-long!"
+    server = await server_factory(jwt_secret=secret)
+    user_id, _ = await server.new_user()
+    good = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 60}, secret, "HS256")
+    wire = await Wire.open(http, server.ws_url)
+    rsp = await wire.auth(good)
+    assert rsp["user_id"] == user_id
+    for bad in (jwt.encode({"sub": str(user_id), "exp": int(time.time()) - 5}, secret, "HS256"),
+                jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 60}, "wrong-key-x" * 4,
+                           "HS256"),
+                jwt.encode({"sub": str(user_id)}, secret, "HS256"),
+                jwt.encode({"sub": "999999", "exp": int(time.time()) + 60}, secret, "HS256")):
+        wire = await Wire.open(http, server.ws_url)
+        await wire.send(MsgType.AUTH, {"token": bad})
+        _, rsp = await wire.expect(MsgType.AUTH_RSP)
+        assert rsp["success"] is False
+        assert await wire.closed_with() == CloseCode.AUTH_FAILED
+
+
+async def test_ping_is_answered_with_pong_and_same_seq(server, http, connect):
+    _, token = await server.new_user()
+    wire = await connect(token)
+    seq = await wire.send(MsgType.PING, seq=99)
+    got, _ = await wire.expect(MsgType.PONG)
+    assert got == seq == 99
+
+
+async def test_silent_connection_is_closed_but_pings_keep_it_alive(server_factory, http):
+    server = await server_factory(idle_timeout=0.5)
+    _, token = await server.new_user()
+    lively = await Wire.open(http, server.ws_url)
+    await lively.auth(token, "lively")
+    await lively.backlog()
+    silent = await Wire.open(http, server.ws_url)
+    await silent.auth(token, "silent")
+    await silent.backlog()
+    for _ in range(4):
+        await asyncio.sleep(0.25)
+        await lively.send(MsgType.PING)
+        await lively.expect(MsgType.PONG)
+    assert await silent.closed_with() == CloseCode.IDLE_TIMEOUT
+    await lively.ws.ping(b"ws-level")  # WebSocket pings count as activity too
+    await asyncio.sleep(0.3)
+    await lively.ws.ping(b"again")
+    await asyncio.sleep(0.3)
+    await lively.send(MsgType.PING)
+    await lively.expect(MsgType.PONG)
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"\xc1", ErrorCode.INVALID_MESSAGE),
+    (b"\x93\x01\x02\x03", ErrorCode.INVALID_MESSAGE),
+    (msgspec.msgpack.encode({"seq": 1}), ErrorCode.INVALID_MESSAGE),
+    (msgspec.msgpack.encode({"type": "chat", "seq": 1}), ErrorCode.INVALID_MESSAGE),
+    (msgspec.msgpack.encode({"type": 2, "seq": 1, "payload": b"\xc1"}), ErrorCode.INVALID_PAYLOAD),
+    (msgspec.msgpack.encode({"type": 2, "seq": 1, "payload": msgspec.msgpack.encode(
+        {"to": "bob", "type": "text", "content": "x"})}), ErrorCode.INVALID_PAYLOAD),
+    (msgspec.msgpack.encode({"type": 2, "seq": 1, "payload": msgspec.msgpack.encode(
+        {"to": 2**64 - 1, "type": "text", "content": "x"})}), ErrorCode.INVALID_PAYLOAD),
+    (msgspec.msgpack.encode({"type": 2, "seq": 1, "payload": msgspec.msgpack.encode(
+        {"to": 1, "type": "video", "content": "x"})}), ErrorCode.INVALID_PAYLOAD),
+    (msgspec.msgpack.encode({"type": 102, "seq": 1}), ErrorCode.UNKNOWN_TYPE),
+    (msgspec.msgpack.encode({"type": 1, "seq": 1, "payload": msgspec.msgpack.encode(
+        {"token": "x"})}), ErrorCode.ALREADY_AUTHENTICATED),
+    ("not json", ErrorCode.INVALID_MESSAGE),
+    ("[" * 5000 + "]" * 5000, ErrorCode.INVALID_MESSAGE),
+    ('{"type":2,"seq":1,"payload":{"to":1,"type":"text"}}', ErrorCode.INVALID_PAYLOAD),
+    ('{"type":2,"seq":-1,"payload":{}}', ErrorCode.INVALID_MESSAGE),
+])
+async def test_bad_frames_get_a_coded_error_and_the_connection_stays(server, http, connect,
+                                                                      data, code):
+    _, token = await server.new_user()
+    wire = await connect(token)
+    if isinstance(data, str):
+        await wire.ws.send_str(data)
+    else:
+        await wire.ws.send_bytes(data)
+    _, err = await wire.expect(MsgType.ERROR)
+    assert err["code"] == code, err
+    await wire.send(MsgType.PING)
+    await wire.expect(MsgType.PONG)
+    await _bystander_still_chats(server, http)
+
+
+async def test_oversize_frame_closes_with_1009(server_factory, http):
+    server = await server_factory(max_frame_bytes=64 * 1024)
+    _, token = await server.new_user()
+    wire = await Wire.open(http, server.ws_url)
+    await wire.auth(token)
+    await wire.backlog()
+    await wire.ws.send_bytes(b"\x00" * (64 * 1024 + 1))
+    assert await wire.closed_with() == CloseCode.MESSAGE_TOO_BIG
+    await _bystander_still_chats(server, http)
+
+
+async def test_flood_is_rate_limited_and_the_connection_kept(server_factory, http):
+    server = await server_factory(rate_limit=5, rate_burst=10)
+    _, token = await server.new_user()
+    wire = await Wire.open(http, server.ws_url)
+    await wire.auth(token)
+    await wire.backlog()
+    for _ in range(30):
+        await wire.send(MsgType.PING)
+    codes = []
+    while len(codes) < 30:
+        t, _, payload = await wire.recv()
+        if t != MsgType.PRESENCE_PUSH:
+            codes.append(payload.get("code") if t == MsgType.ERROR else "pong")
+    assert codes.count("pong") >= 9 and codes.count(ErrorCode.RATE_LIMITED) >= 15
+    await asyncio.sleep(0.5)
+    await wire.send(MsgType.PING)
+    await wire.expect(MsgType.PONG)
+
+
+async def test_slow_consumer_is_dropped_and_recovers_by_sync(server_factory, http):
+    server = await server_factory(send_queue_size=4, rate_limit=1000, rate_burst=1000)
+    _, alice_token = await server.new_user()
+    bob_id, bob_token = await server.new_user()
+    alice = await Wire.open(http, server.ws_url)
+    await alice.auth(alice_token)
+    await alice.backlog()
+    # Bob never reads: once the kernel buffers are full, his queue fills up.
+    bob = await Wire.open(http, server.ws_url, max_msg_size=0)
+    await bob.auth(bob_token, "slow")
+    await bob.backlog()
+    conn = server.node.hub.connections(bob_id)[0]
+    big = "x" * 200_000
+    sent = []
+    for i in range(200):
+        sent.append((await alice.chat(bob_id, f"{i}{big}"))["message_id"])
+        if conn.closed:
+            break
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
+    await _bystander_still_chats(server, http)
+    bob = await Wire.open(http, server.ws_url, max_msg_size=0)
+    await bob.auth(bob_token, "slow")
+    assert [m["message_id"] for m in await bob.backlog()] == sent
+
+
+async def test_cross_site_origin_is_refused_same_host_allowed(server_factory, http):
+    server = await server_factory(allowed_origins=["https://app.example"])
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await http.ws_connect(server.ws_url, origin="https://evil.example")
+    assert info.value.status == 403
+    host = server.http_url.removeprefix("http://")
+    for origin in ("https://app.example", f"http://{host}"):
+        ws = await http.ws_connect(server.ws_url, origin=origin)
+        await ws.close()

@@ -1,0 +1,1 @@
+"""Test helpers: throwaway database and cache servers."""
