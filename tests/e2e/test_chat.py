@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 from tests.support.wire import Wire
+from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,8 +10,8 @@ import jwt
 import msgspec
 import pytest
 
-from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 from tests.support.wire import Wire
+from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 
 pytestmark = pytest.mark.asyncio
 

@@ -57,7 +57,8 @@ class Wire:
         return decode_server_frame(msg.data)
 
     async def expect(self, type_: int, timeout: float = 5.0,
-                     skip: tuple[int, ...] = (MsgType.PRESENCE_PUSH,)) -> tuple[int, dict[str, Any]]:
+                     skip: tuple[int, ...] = (MsgType.PRESENCE_PUSH,)
+                     ) -> tuple[int, dict[str, Any]]:
         """The next frame of ``type_``, skipping frames of types in ``skip``."""
         while True:
             t, seq, payload = await self.recv(timeout)
