@@ -16,8 +16,10 @@ class Metrics:
                                  registry=r)
         self.frames_in = Counter("tidings_frames_in_total", "Frames received, by type code",
                                  ["type"], registry=r)
-        self.frames_out = Counter("tidings_frames_out_total", "Frames queued to clients",
-                                  registry=r)
+        self.messages_in = Counter("tidings_messages_in_total", "Chat messages received",
+                                   registry=r)
+        self.messages_out = Counter("tidings_messages_out_total",
+                                    "Chat messages pushed live to connections", registry=r)
         self.messages_stored = Counter("tidings_messages_stored_total",
                                        "Chat messages durably stored", registry=r)
         self.errors = Counter("tidings_errors_total", "Errors sent to clients, by code",

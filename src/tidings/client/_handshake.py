@@ -10,7 +10,7 @@ import msgspec
 from tidings.client._errors import AuthError, ConnectionLostError, TidingsError
 from tidings.client._transport import Connector, Transport, TransportClosed
 from tidings.protocol.codec import ProtocolError, decode_server_frame, encode_client_frame
-from tidings.protocol.codes import TERMINAL_CLOSE_CODES, MsgType
+from tidings.protocol.codes import TERMINAL_CLOSE_CODES, ErrorCode, MsgType
 from tidings.protocol.messages import AuthPayload, AuthResponsePayload, ErrorPayload
 
 
@@ -71,6 +71,10 @@ async def authenticate(transport: Transport, *, seq: int, token: str, device_id:
             except (ProtocolError, msgspec.MsgspecError) as exc:
                 raise ConnectionLostError(f"bad authentication response: {exc}") from None
             if not rsp.success:
+                if rsp.error.startswith(ErrorCode.TOO_MANY_CONNECTIONS):
+                    # Not the token's fault: a dead connection of ours may still be
+                    # counted until the server's idle timeout. Retry with backoff.
+                    raise ConnectionLostError(rsp.error)
                 raise AuthError(rsp.error or "authentication failed")
             return rsp
     except TransportClosed as closed:

@@ -1,9 +1,9 @@
 """One client connection: identity, framing, delivery state and a bounded outbox.
 
-Live pushes never wait: a connection whose outbox holds ``send_queue_size``
-frames is a slow consumer and is closed (it recovers everything through sync
-on reconnect, since its cursor only moves on its own acks). Replies and
-catch-up pages may wait for room, which is how a large backlog is paced.
+Pushes and replies never wait: a connection whose outbox holds
+``send_queue_size`` frames is a slow consumer and is closed (it recovers
+everything through sync on reconnect, since its cursor only moves on its own
+acks). Only sync pages wait for room, which is how a large backlog is paced.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from tidings.api.errors import ApiError
 from tidings.gateway.connection import Connection
 from tidings.hub.chat import ChatService
-from tidings.protocol.codec import ProtocolError, decode_frame, decode_payload
+from tidings.protocol.codec import Frame, ProtocolError, decode_frame, decode_payload
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 from tidings.protocol.messages import (
     AckPayload,
@@ -66,7 +67,8 @@ class Gateway:
         """Upgrade to WebSocket and serve one connection until it closes."""
         if not origin_allowed(request.headers.get("Origin"), request.host,
                               self.settings.allowed_origins):
-            raise web.HTTPForbidden(text="origin not allowed")
+            raise ApiError(403, "ORIGIN_NOT_ALLOWED",
+                           f"origin {request.headers.get('Origin')!r} may not open /ws")
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes,
                                    autoping=False, compress=False)
         await ws.prepare(request)
@@ -116,20 +118,24 @@ class Gateway:
                 continue
             if not conn.user_id:  # until auth fixes it, answer in the framing just used
                 conn.binary = msg.type == WSMsgType.BINARY
+            try:
+                frame = decode_frame(msg.data)
+            except ProtocolError as exc:
+                svc.error(conn, 0, exc.code, exc.message)
+                continue
             if not bucket.allow(time.monotonic()):
-                svc.error(conn, 0, ErrorCode.RATE_LIMITED, "too many frames; slow down")
+                svc.error(conn, frame.seq, ErrorCode.RATE_LIMITED, "too many frames; slow down")
                 continue
             try:
-                await self._dispatch(conn, msg.data)
+                await self._dispatch(conn, frame)
             except ProtocolError as exc:
                 svc.error(conn, exc.seq, exc.code, exc.message)
             except Exception:
                 log.exception("%s: internal error", conn.id)
-                svc.error(conn, 0, ErrorCode.INTERNAL_ERROR, "internal error")
+                svc.error(conn, frame.seq, ErrorCode.INTERNAL_ERROR, "internal error")
 
-    async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
+    async def _dispatch(self, conn: Connection, frame: Frame) -> None:
         svc = self.service
-        frame = decode_frame(data)
         svc.metrics.frames_in.labels(str(frame.type)).inc()
         if not conn.user_id and frame.type != MsgType.AUTH:
             svc.error(conn, frame.seq, ErrorCode.NOT_AUTHENTICATED, "send MsgAuth first")

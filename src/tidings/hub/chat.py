@@ -144,6 +144,7 @@ class ChatService:
 
     async def chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         """Store a chat; ``ChatAck`` (or ``MsgError``) follows once it is durable."""
+        self.metrics.messages_in.inc()
         if payload.to not in self._known_users:
             if await self.store.get_user(payload.to) is None:
                 self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")

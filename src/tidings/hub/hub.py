@@ -114,7 +114,7 @@ class Hub:
                 frames = frames or _Frames(MsgType.CHAT_PUSH, to_wire(message))
                 if conn.push(frames.get(conn.binary)):
                     conn.last_pushed_id = message.id
-                    self._metrics.frames_out.inc()
+                    self._metrics.messages_out.inc()
 
     def finish_catch_up(self, conn: Connection) -> None:
         """Push what arrived during the backlog replay, then go live."""

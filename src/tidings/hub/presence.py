@@ -47,7 +47,7 @@ class Presence:
     async def announce(self, user_id: int) -> None:
         """Push the user's current status to their online peers and themselves."""
         peers = await self._store.conversation_peers(user_id)
-        targets = [p for p in peers if self._hub.is_online(p)] + [user_id]
+        targets = list({p for p in peers if self._hub.is_online(p)} | {user_id})
         payload = {"user_id": user_id, "status": self.status(user_id)}
         await self._bus.publish(PushEvent(targets, MsgType.PRESENCE_PUSH, payload))
 

@@ -75,6 +75,7 @@ PAYLOAD_TYPES: dict[int, type[Payload]] = {
 }
 _bin_payload = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
 _text_payload = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
+_EMPTY_MAP, _EMPTY_JSON = b"\x80", b"{}"  # a missing payload means "every field default"
 
 P = TypeVar("P", bound=Payload)
 
@@ -109,8 +110,9 @@ def decode_payload(frame: Frame) -> Payload | None:
     if decoder is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {frame.type}",
                             frame.seq)
+    data = frame.payload or (_EMPTY_JSON if not frame.binary else _EMPTY_MAP)
     try:
-        payload: Payload = decoder.decode(frame.payload)
+        payload: Payload = decoder.decode(data)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     return payload

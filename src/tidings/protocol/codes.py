@@ -54,7 +54,7 @@ class ErrorCode(StrEnum):
     SEQ_CONFLICT = "WS_SEQ_CONFLICT"
     """A chat reused a ``seq`` of this device for a different message."""
     MESSAGE_NOT_FOUND = "WS_MESSAGE_NOT_FOUND"
-    """An ack named a message that is not addressed to this user."""
+    """An ack named a message above the highest id sent on this connection."""
 
 
 class CloseCode(IntEnum):
