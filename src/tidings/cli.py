@@ -10,10 +10,13 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings import __version__
 from tidings.config import HELP, Settings, load_settings
+
+if TYPE_CHECKING:
+    from tidings.store import Store
 
 log = logging.getLogger("tidings")
 
@@ -28,7 +31,7 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
         default = getattr(defaults, name)
         shown = ",".join(default) if isinstance(default, list) else default
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                            metavar=name.split("_")[-1].upper(),
+                            metavar="VALUE" if isinstance(default, str | list) else "N",
                             help=f"{HELP[name]} [env TIDINGS_{name.upper()}; default: {shown!r}]")
 
 
@@ -80,11 +83,28 @@ def _configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _open_store(url: str) -> Store:
+    """The store named by ``url``; exit with a message (no traceback) if it names none."""
+    from tidings.store import open_store
+
+    try:
+        return open_store(url)
+    except ValueError as exc:
+        raise SystemExit(f"tidings: {exc}") from None
+
+
 async def _serve(settings: Settings) -> None:
     from tidings.server import Server
 
-    server = Server(settings)
-    await server.start()
+    try:
+        server = Server(settings)  # opens store and bus by URL, reads the JWT key file
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"tidings: {exc}") from None
+    try:
+        await server.start()
+    except OSError as exc:  # port in use, database unreachable
+        await server.stop()
+        raise SystemExit(f"tidings: cannot start: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -95,9 +115,7 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from tidings.store import open_store
-
-    store = open_store(settings.database_url)
+    store = _open_store(settings.database_url)
     try:
         applied = await store.migrate()
         print("applied: " + ", ".join(applied) if applied else "schema is up to date")
@@ -107,9 +125,9 @@ async def _migrate(settings: Settings) -> None:
 
 async def _user_add(settings: Settings, name: str, password: str) -> None:
     from tidings.auth import hash_password
-    from tidings.store import Conflict, open_store
+    from tidings.store import Conflict
 
-    store = open_store(settings.database_url)
+    store = _open_store(settings.database_url)
     try:
         await store.migrate()
         user = await store.create_user(name, await hash_password(password))
@@ -122,9 +140,8 @@ async def _user_add(settings: Settings, name: str, password: str) -> None:
 
 async def _token_create(settings: Settings, args: argparse.Namespace) -> None:
     from tidings.auth import Authenticator
-    from tidings.store import open_store
 
-    store = open_store(settings.database_url)
+    store = _open_store(settings.database_url)
     try:
         await store.migrate()
         user = await store.get_user_by_name(args.user)
@@ -138,6 +155,34 @@ async def _token_create(settings: Settings, args: argparse.Namespace) -> None:
               "shown once, store it now", file=sys.stderr)
     finally:
         await store.close()
+
+
+def _check_username(name: str) -> None:
+    """Exit unless ``name`` passes the rule of ``/api/v1/auth/register``: a user the
+    CLI creates must be able to log in over HTTP."""
+    import msgspec
+
+    from tidings.api.routes import Username
+
+    try:
+        msgspec.convert(name, Username)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"tidings: invalid user name {name!r}: 1-64 letters, digits "
+                         f"or . _ @ - ({exc})") from None
+
+
+def _check_password(password: str) -> None:
+    """Exit unless ``password`` passes the rule of ``/api/v1/auth/register``."""
+    import msgspec
+
+    from tidings.api.routes import Password
+
+    if len(password) < 8:
+        raise SystemExit("tidings: the password needs at least 8 characters")
+    try:
+        msgspec.convert(password, Password)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"tidings: invalid password: {exc}") from None
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -162,9 +207,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "migrate":
         _run(_migrate(settings))
     elif args.command == "user":
+        _check_username(args.name)  # before prompting for a password
         password = args.password or os.environ.get("TIDINGS_PASSWORD") or getpass.getpass()
-        if len(password) < 8:
-            raise SystemExit("tidings: the password needs at least 8 characters")
+        _check_password(password)
         _run(_user_add(settings, args.name, password))
     else:
         _run(_token_create(settings, args))

@@ -66,7 +66,11 @@ class Server:
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
+        try:
+            sock.bind((self.settings.host, self.settings.port))
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
         site = web.SockSite(self._runner, sock, backlog=1024)
         await site.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -30,10 +30,12 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    """The JSON error body."""
+def error_response(status: int, code: str, message: str,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
+    """The JSON error body, with extra ``headers`` (e.g. ``Allow`` of a 405)."""
     body = msgspec.json.encode({"error": {"code": code, "message": message}})
-    return web.Response(status=status, body=body, content_type="application/json")
+    return web.Response(status=status, body=body, content_type="application/json",
+                        headers=headers)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -67,7 +69,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         code = _STATUS_CODES.get(exc.status, "HTTP_ERROR")
-        return error_response(exc.status, code, exc.reason)
+        # Keep headers the status requires (Allow on 405); the body is ours.
+        kept = {k: v for k, v in exc.headers.items()
+                if k.lower() not in ("content-type", "content-length")}
+        return error_response(exc.status, code, exc.reason, kept)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "internal error")

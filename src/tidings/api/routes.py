@@ -14,15 +14,21 @@ from tidings.hub.chat import ChatService
 from tidings.hub.hub import to_wire
 from tidings.store.base import Conflict
 
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+$")]
+# \Z, not $: "$" also matches before a trailing newline, which would admit "alice\n".
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+\Z")]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
 
 
-class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of register and login."""
+class Registration(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of register."""
 
     username: Username
     password: Password
+
+
+class Login(Registration, forbid_unknown_fields=True):
+    """Body of login: the token is issued for ``device_id`` when given."""
+
     device_id: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
@@ -59,7 +65,7 @@ def int_param(request: web.Request, name: str, default: int | None = None, *,
 
 async def register(request: web.Request) -> web.Response:
     """``POST /api/v1/auth/register {username, password}`` → 201 ``{user_id, username}``."""
-    body = await read_json(request, Credentials)
+    body = await read_json(request, Registration)
     store = request.app[SERVICE].store
     try:
         user = await store.create_user(body.username, await hash_password(body.password))
@@ -71,7 +77,7 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """``POST /api/v1/auth/login {username, password, device_id?}`` → ``{token, user_id,
     expires_at}``."""
-    body = await read_json(request, Credentials)
+    body = await read_json(request, Login)
     service = request.app[SERVICE]
     user = await service.store.get_user_by_name(body.username)
     if not await verify_password(user.password_hash if user else None, body.password):

@@ -98,7 +98,7 @@ class Authenticator:
                 last = exc
                 continue
             sub = str(claims["sub"])
-            if not sub.isdigit() or not 0 < int(sub) < 2**63:
+            if not (sub.isascii() and sub.isdigit()) or not 0 < int(sub) < 2**63:
                 raise AuthError("JWT sub is not a user id")
             user_id = int(sub)
             if await self._store.get_user(user_id) is None:

@@ -135,8 +135,11 @@ def decode_server_frame(data: bytes | str) -> tuple[int, int, dict[str, Any]]:
     frame = decode_frame(data)
     if not frame.payload:
         return frame.type, frame.seq, {}
-    decoded = (msgspec.msgpack.decode(frame.payload) if frame.binary
-               else msgspec.json.decode(frame.payload))
+    try:
+        decoded = (msgspec.msgpack.decode(frame.payload) if frame.binary
+                   else msgspec.json.decode(frame.payload))
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     if not isinstance(decoded, dict):
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "payload is not a map")
     return frame.type, frame.seq, decoded

@@ -1,0 +1,20 @@
+"""Fixtures for unit tests: a real, migrated SQLite store in a temp directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tidings.store import Store, open_store
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'unit.db'}")
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()

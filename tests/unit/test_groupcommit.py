@@ -1,0 +1,199 @@
+"""Group commit over a real SQLite store: batching, ordering and failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tidings.store import AppendResult, NewMessage, StoreError
+from tidings.store.groupcommit import GroupCommitLog
+from tidings.store.sqlite import SqliteStore
+
+ALICE, BOB = 1, 2
+
+
+class FlakyStore(SqliteStore):
+    """A real SQLite store whose appends can be made to fail or to wait."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.failures: list[Exception] = []  # raised by the next appends, in order
+        self.gate: asyncio.Event | None = None  # appends wait for it when set
+        self.entered = asyncio.Event()
+
+    async def append_messages(self, batch: list[NewMessage]) -> list[AppendResult]:
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().append_messages(batch)
+
+
+class Recorder:
+    """The commit hook and observer: what each commit saw."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[AppendResult]] = []
+        self.sizes: list[int] = []
+        self.futures: dict[str, asyncio.Future[AppendResult]] = {}  # by content
+        self.resolved_before_hook: list[bool] = []  # per batch: any of its futures done?
+        self.fail = False
+
+    async def hook(self, results: list[AppendResult]) -> None:
+        self.resolved_before_hook.append(
+            any(f.done() for r in results if (f := self.futures.get(r.message.content))))
+        self.batches.append(results)
+        if self.fail:
+            raise RuntimeError("hook exploded")
+
+    def observe(self, size: int, seconds: float) -> None:
+        assert seconds >= 0
+        self.sizes.append(size)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FlakyStore]:
+    opened = FlakyStore(str(tmp_path / "gc.db"))
+    await opened.migrate()
+    for name in ("alice", "bob"):
+        await opened.create_user(name, "!")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def log(store: FlakyStore, recorder: Recorder) -> AsyncIterator[GroupCommitLog]:
+    commit_log = GroupCommitLog(store, recorder.hook, max_batch=3, observe=recorder.observe)
+    commit_log.start()
+    try:
+        yield commit_log
+    finally:
+        if store.gate is not None:
+            store.gate.set()
+        await commit_log.close()
+
+
+def message(content: str, seq: int = 0) -> NewMessage:
+    return NewMessage(ALICE, "phone", BOB, "text", content, seq)
+
+
+def append(log: GroupCommitLog, recorder: Recorder, *contents: str
+           ) -> list[asyncio.Future[AppendResult]]:
+    futures = [log.append(message(c)) for c in contents]
+    recorder.futures.update(zip(contents, futures, strict=True))
+    return futures
+
+
+async def test_appends_resolve_in_call_order_with_increasing_ids(log, recorder):
+    futures = append(log, recorder, *[f"m{i}" for i in range(7)])
+    results = await asyncio.gather(*futures)
+    assert [r.message.content for r in results] == [f"m{i}" for i in range(7)]
+    ids = [r.message.id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == 7
+    assert not any(r.duplicate for r in results)
+
+
+async def test_a_batch_holds_at_most_max_batch_messages(log, recorder):
+    await asyncio.gather(*append(log, recorder, *"abcdefg"))  # queued before the task runs
+    assert recorder.sizes == [3, 3, 1]
+    assert [[r.message.content for r in b] for b in recorder.batches] == [
+        list("abc"), list("def"), ["g"]]
+
+
+async def test_appends_arriving_during_a_commit_share_the_next_batch(log, recorder, store):
+    store.gate = asyncio.Event()
+    first = append(log, recorder, "first")
+    await store.entered.wait()  # the first commit is in progress, holding the gate
+    later = append(log, recorder, "x", "y")
+    store.gate.set()
+    await asyncio.gather(*first, *later)
+    assert recorder.sizes == [1, 2]
+
+
+async def test_the_hook_sees_each_batch_in_id_order_before_any_future_resolves(log,
+                                                                               recorder):
+    await asyncio.gather(*append(log, recorder, *"abcde"))
+    assert recorder.resolved_before_hook == [False, False]
+    flat = [r.message.id for batch in recorder.batches for r in batch]
+    assert flat == sorted(flat)
+
+
+async def test_a_failed_batch_fails_every_future_and_later_batches_still_work(
+        log, recorder, store, caplog):
+    boom = RuntimeError("disk on fire")
+    store.failures = [boom]
+    failed = append(log, recorder, "a", "b", "c")
+    for future in failed:
+        with pytest.raises(RuntimeError) as exc:
+            await future
+        assert exc.value is boom
+    assert recorder.batches == [] and recorder.sizes == []  # nothing acknowledged
+    assert "append of 3 messages failed: disk on fire" in caplog.text
+    assert await store.history(ALICE, BOB, None, 10) == []
+
+    results = await asyncio.gather(*append(log, recorder, "d", "e"))
+    assert [r.message.content for r in results] == ["d", "e"]
+    assert [m.content for m in await store.history(ALICE, BOB, None, 10)] == ["e", "d"]
+
+
+async def test_only_the_failing_batch_fails_when_several_are_queued(log, recorder, store):
+    store.failures = [StoreError("first batch lost")]
+    futures = append(log, recorder, *"abcdef")  # two batches of three
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(o, StoreError) for o in outcomes[:3])
+    assert [o.message.content for o in outcomes[3:]] == list("def")
+
+
+async def test_a_failing_hook_does_not_fail_the_appends(log, recorder, caplog):
+    recorder.fail = True
+    results = await asyncio.gather(*append(log, recorder, "a", "b"))
+    assert [r.message.content for r in results] == ["a", "b"]
+    assert "commit hook failed" in caplog.text
+
+
+async def test_duplicates_resolve_to_the_earlier_message_and_skip_the_hook(log, recorder):
+    first = await log.append(message("hello", seq=5))
+    again = await log.append(message("hello", seq=5))
+    assert not first.duplicate and again.duplicate
+    assert again.message == first.message
+    assert [len(b) for b in recorder.batches] == [1, 0]
+
+
+async def test_close_commits_what_is_pending(store, recorder):
+    commit_log = GroupCommitLog(store, recorder.hook)
+    commit_log.start()
+    futures = append(commit_log, recorder, "a", "b")
+    await commit_log.close()
+    assert all(f.done() for f in futures)
+    assert [f.result().message.content for f in futures] == ["a", "b"]
+    await commit_log.close()  # closing twice is harmless
+
+
+async def test_closing_a_log_that_never_started_returns(store, recorder):
+    await GroupCommitLog(store, recorder.hook).close()
+
+
+async def test_appends_to_a_closed_store_fail_with_the_store_error(tmp_path, recorder):
+    store = SqliteStore(str(tmp_path / "closed.db"))
+    await store.migrate()
+    await store.close()
+    commit_log = GroupCommitLog(store, recorder.hook)
+    commit_log.start()
+    try:
+        futures = append(commit_log, recorder, "a", "b")
+        for future in futures:
+            with pytest.raises(StoreError, match="store is closed"):
+                await future
+    finally:
+        await commit_log.close()
