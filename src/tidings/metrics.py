@@ -11,6 +11,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._frames_in: dict[int, Counter] = {}
         r = self.registry
         self.connections = Gauge("tidings_connections", "Authenticated WebSocket connections",
                                  registry=r)
@@ -33,6 +34,13 @@ class Metrics:
         self.commit_batch = Histogram(
             "tidings_store_batch_size", "Messages per group commit",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
+
+    def frame_in(self, type_: int) -> None:
+        """Count one received frame (label children cached: this is on the hot path)."""
+        child = self._frames_in.get(type_)
+        if child is None:
+            child = self._frames_in[type_] = self.frames_in.labels(str(type_))
+        child.inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -61,6 +61,7 @@ class Server:
             log.info("applied migrations: %s", ", ".join(applied))
         await self.bus.start(self.hub.on_event)
         self.service.log.start()
+        self.gateway.start()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)
         await self._runner.setup()
@@ -86,6 +87,7 @@ class Server:
             log.info("closing %d connections", len(conns))
             await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns],
                                timeout=self.settings.write_timeout)
+        await self.gateway.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.service.close()

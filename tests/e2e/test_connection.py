@@ -213,3 +213,27 @@ async def test_cross_site_origin_is_refused_same_host_allowed(server_factory, ht
     for origin in ("https://app.example", f"http://{host}"):
         ws = await http.ws_connect(server.ws_url, origin=origin)
         await ws.close()
+
+
+async def test_a_write_blocked_past_write_timeout_drops_the_connection(server_factory, http):
+    server = await server_factory(write_timeout=0.5, send_queue_size=10_000,
+                                  rate_limit=1000, rate_burst=1000)
+    _, alice_token = await server.quick_user()
+    bob_id, bob_token = await server.quick_user()
+    alice = await Wire.open(http, server.ws_url)
+    await alice.auth(alice_token)
+    await alice.backlog()
+    bob = await Wire.open(http, server.ws_url, max_msg_size=0)  # never reads from here on
+    await bob.auth(bob_token, "stalled")
+    await bob.backlog()
+    conn = server.node.hub.connections(bob_id)[0]
+    big = "y" * 500_000
+    for i in range(40):  # ~20 MB: far more than the socket buffers hold
+        await alice.chat(bob_id, f"{i}{big}")
+        if conn.closed:
+            break
+    async with asyncio.timeout(5):
+        while not conn.closed:
+            await asyncio.sleep(0.05)
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
+    await _bystander_still_chats(server, http)

@@ -49,6 +49,11 @@ class Connection:
         self.synced_id = 0  # highest id sent in an explicit MsgSyncRsp
         self.closed = False
         self.close_code: int | None = None
+        # Timeouts, checked by the gateway's watchdog (loop.time() seconds).
+        self.opened_at = self.last_seen = asyncio.get_running_loop().time()
+        self.write_started = 0.0  # when the write now in progress began; 0 if none
+        self.reader: asyncio.Task[object] | None = None  # the task reading this socket
+        self.expiry: CloseCode | None = None  # set by the watchdog before it stops the reader
         self._socket = socket
         self._queue_size = queue_size
         self._write_timeout = write_timeout
@@ -62,6 +67,17 @@ class Connection:
     def highest_sent_id(self) -> int:
         """The highest message id sent on this connection: acks may not go beyond it."""
         return max(self.last_pushed_id, self.synced_id)
+
+    def expired(self, now: float, auth_timeout: float, idle_timeout: float,
+                write_timeout: float) -> CloseCode | None:
+        """The close code of a timeout this connection has run into, if any."""
+        if not self.user_id and now - self.opened_at > auth_timeout:
+            return CloseCode.AUTH_TIMEOUT
+        if self.user_id and now - self.last_seen > idle_timeout:
+            return CloseCode.IDLE_TIMEOUT
+        if self.write_started and now - self.write_started > write_timeout:
+            return CloseCode.SLOW_CONSUMER
+        return None
 
     def push(self, data: bytes, binary: bool | None = None) -> bool:
         """Queue a frame without waiting. On overflow close as a slow consumer."""
@@ -113,6 +129,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         outbox = self._outbox
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if not outbox:
@@ -120,15 +137,13 @@ class Connection:
                     await self._wakeup.wait()
                     continue
                 data, binary = outbox.popleft()
-                async with asyncio.timeout(self._write_timeout):
-                    await self._socket.send(data, binary)
+                self.write_started = loop.time()
+                await self._socket.send(data, binary)
+                self.write_started = 0.0
                 if len(outbox) < self._queue_size:
                     self._room.set()
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            log.warning("%s user %s: write timed out, closing", self.id, self.user_id)
-            self.close(CloseCode.SLOW_CONSUMER, "write timeout")
         except Exception as exc:
             log.debug("%s write failed: %s", self.id, exc)
             self.closed = True

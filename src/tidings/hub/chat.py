@@ -128,6 +128,7 @@ class ChatService:
             has_more = len(page) == size
             await conn.send(encode_frame(MsgType.SYNC_RSP, 0, SyncResponsePayload(
                 [to_wire(m) for m in page], has_more), binary=conn.binary))
+            conn.last_seen = asyncio.get_running_loop().time()  # progress is not idleness
             if page:
                 after = page[-1].id
             if not has_more:
