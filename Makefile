@@ -34,5 +34,12 @@ lint: $(VENV)/.dev
 
 check: lint test
 
+.PHONY: autobahn
+## autobahn: RFC 6455 compliance: kosoku runs the Autobahn cases against /test/echo of a node
+##           and against the SDK's transport; rewrites docs/compliance/ (ARGS='--raw DIR' keeps HTML)
+autobahn: $(VENV)/.installed
+	$(BIN)/python -c 'import kosoku' 2>/dev/null || $(BIN)/pip install --quiet 'kosoku==0.1.0'
+	$(BIN)/python -m tests.compliance.run $(ARGS)
+
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache

@@ -30,9 +30,14 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
     for name in names:
         default = getattr(defaults, name)
         shown = ",".join(default) if isinstance(default, list) else default
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                            metavar="VALUE" if isinstance(default, str | list) else "N",
-                            help=f"{HELP[name]} [env TIDINGS_{name.upper()}; default: {shown!r}]")
+        help_ = f"{HELP[name]} [env TIDINGS_{name.upper()}; default: {shown!r}]"
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=name, default=None, help=help_,
+                                action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=help_,
+                                metavar="VALUE" if isinstance(default, str | list) else "N")
 
 
 def build_parser() -> argparse.ArgumentParser:

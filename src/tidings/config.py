@@ -39,6 +39,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     max_body_bytes: int = 1 << 20
     log_level: str = "info"
+    test_endpoints: bool = False
 
 
 HELP: dict[str, str] = {
@@ -62,6 +63,8 @@ HELP: dict[str, str] = {
                        "origins and clients without Origin are always allowed",
     "max_body_bytes": "largest accepted HTTP request body, bytes (413 above)",
     "log_level": "debug, info, warning or error",
+    "test_endpoints": "also serve test-only endpoints (the WebSocket echo at /test/echo "
+                      "for protocol-compliance runs); never enable in production",
 }
 
 

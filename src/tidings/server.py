@@ -47,6 +47,10 @@ class Server:
         app[STARTED] = time.monotonic()
         app.router.add_get("/ws", self.gateway.handle)
         add_routes(app)
+        if self.settings.test_endpoints:
+            from tidings.gateway.echo import add_test_routes
+
+            add_test_routes(app, self.settings)
         return app
 
     @property

@@ -102,7 +102,8 @@ class Gateway:
                               self.settings.allowed_origins):
             raise ApiError(403, "ORIGIN_NOT_ALLOWED",
                            f"origin {request.headers.get('Origin')!r} may not open /ws")
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes,
+        # aiohttp refuses a message of max_msg_size bytes itself: +1 makes ours inclusive.
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
                                    autoping=False, compress=False)
         await ws.prepare(request)
         conn = Connection(AiohttpSocket(ws), queue_size=self.settings.send_queue_size,
