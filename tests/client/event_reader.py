@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tidings.client import Client, Event, ReconnectPolicy
 
-FAST_RECONNECT = ReconnectPolicy(initial_interval=0.01, max_interval=0.05)
+FAST_RECONNECT = ReconnectPolicy(initial_interval=0.05, max_interval=0.2)
 
 
 class EventReader:

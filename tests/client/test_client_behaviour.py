@@ -1,22 +1,35 @@
-"""The client against the in-process fake server (tests/client/fake_server.py).
+"""The client's own behaviour, proven against a real node (on SQLite and on PostgreSQL).
 
-These prove the client's own behaviour (reconnects, re-sent chats,
-de-duplication, acks) with a server that can be told to misbehave; the same
-scenarios against the real server are in test_client_e2e.py. The last tests
-run over real sockets through :class:`~tidings.client.AiohttpTransport`.
+Reconnects, re-sent chats, de-duplication, acks, keepalive, presence and
+shutdown, with faults injected around the real server rather than by faking it:
+
+* the network: :class:`~tests.support.proxy.Proxy` between client and node
+  stalls, cuts or refuses connections, and keeps the client's URL across a
+  server restart;
+* the server: ``server.drop_connections(user_id, code)`` closes a user's
+  connections with a chosen close code; tokens are revoked in the real store;
+* the client's end of the socket: :class:`~tests.client.tap.Tap` wraps the
+  SDK's own transport to record frames and lose a ``ChatAck`` or the client's acks.
+
+Every wait is bounded (EventReader timeouts, ``asyncio.wait_for``, ``eventually``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from tests.client.event_reader import FAST_RECONNECT, EventReader
-from tests.client.fake_server import FakeServer, aiohttp_app
+from tests.client.event_reader import EventReader
+from tests.client.tap import Tap
+from tests.e2e.conftest import ServerFactory
+from tests.support.proxy import Proxy
+from tests.support.server import RunningServer
+from tidings.auth.tokens import hash_token
 from tidings.client import (
     AuthError,
     ChatAck,
@@ -33,10 +46,13 @@ from tidings.client import (
     TidingsError,
 )
 from tidings.protocol.codec import encode_frame
-from tidings.protocol.codes import MsgType
+from tidings.protocol.codes import CloseCode, MsgType
+from tidings.store.base import now_ms
 
 MakeClient = Callable[..., Client]
 MakeReader = Callable[[Client], EventReader]
+
+DROPPED = "dropped by test"  # the reason RunningServer.drop_connections gives
 
 
 def is_chat(event: Event) -> bool:
@@ -47,356 +63,626 @@ def chats(events: list[Event]) -> list[ChatMessage]:
     return [e for e in events if isinstance(e, ChatMessage)]
 
 
-def acks_from(fake: FakeServer, user_id: int) -> list[Any]:
-    return [body.message_id for uid, _, t, _, body in fake.received
-            if uid == user_id and t == MsgType.ACK]
+def has_content(content: str) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, ChatMessage) and e.content == content
+
+
+def is_a(cls: type) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, cls)
+
+
+def without_presence(events: list[Event]) -> list[Event]:
+    """The real server also pushes each user's own presence to them: set those aside."""
+    return [e for e in events if not isinstance(e, PresenceChange)]
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 3.0) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def cursor_is(server: RunningServer, user_id: int, device_id: str | None,
+                    message_id: int) -> bool:
+    assert device_id
+    return await server.node.store.get_cursor(user_id, device_id) == message_id
+
+
+async def revoke(server: RunningServer, token: str) -> None:
+    """Revoke ``token`` in the node's store: the next authentication with it fails."""
+    row = await server.node.store.get_token(hash_token(token))
+    assert row is not None
+    assert await server.node.store.revoke_token(row.id, now_ms())
+
+
+async def two_users(server: RunningServer) -> tuple[tuple[int, str], tuple[int, str]]:
+    return await server.quick_user(), await server.quick_user()
+
+
+# -- chatting, devices and acks ------------------------------------------------
 
 
 async def test_two_users_chat_and_the_sender_gets_a_delivery_receipt(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice, bob = make_client(1), make_client(2)
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, bob_token) = await two_users(server)
+    alice, bob = make_client(alice_token), make_client(bob_token)
     await alice.connect()
     await bob.connect()
     a_events, b_events = reader(alice), reader(bob)
-    ack = await alice.send_chat(2, "hello bob")
+    ack = await alice.send_chat(bob_id, "hello bob")
     assert isinstance(ack, ChatAck)
-    assert ack.message_id == 1 and ack.created_at > 1_600_000_000_000
-    [got] = await b_events.until(is_chat)
-    assert got == ChatMessage(1, 1, 2, "text", "hello bob", ack.created_at, "sent")
-    [receipt] = await a_events.until(lambda e: isinstance(e, Receipt))
-    assert receipt == Receipt((1,), "delivered", 2)
-    assert alice.user_id == 1 and bob.user_id == 2
+    assert ack.message_id > 0 and abs(ack.created_at - time.time() * 1000) < 60_000
+    [got] = chats(await b_events.until(is_chat))
+    assert got == ChatMessage(ack.message_id, alice_id, bob_id, "text", "hello bob",
+                              ack.created_at, "sent")
+    receipts = await a_events.until(is_a(Receipt))
+    assert receipts[-1] == Receipt((ack.message_id,), "delivered", bob_id)
+    assert (alice.user_id, bob.user_id) == (alice_id, bob_id)
 
 
 async def test_server_assigned_device_id_is_reused_on_every_reconnect(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1)
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    alice_id, token = await server.quick_user()
+    tap = Tap()
+    alice = make_client(token, tap=tap)
     await alice.connect()
     events = reader(alice)
-    assert alice.device_id == "dev-1"
+    device = alice.device_id
+    assert device  # assigned by the server: the token names no device
     for _ in range(2):
-        await fake.drop(1)
-        got = await events.until(lambda e: isinstance(e, Reconnected))
-        assert isinstance(got[0], Disconnected) and got[0].code == 1001
-    assert [a.device_id for a, _ in fake.auths] == [None, "dev-1", "dev-1"]
-    assert alice.device_id == "dev-1" and alice.connected
+        assert await server.drop_connections(alice_id) == 1
+        got = await events.until(is_a(Reconnected))
+        assert [e for e in got if isinstance(e, Disconnected)] == [Disconnected(1001, DROPPED)]
+    assert [s.payload.device_id for s in tap.frames(MsgType.AUTH)] == [  # type: ignore[union-attr]
+        None, device, device]
+    assert {c.device_id for c in server.node.hub.connections(alice_id)} == {device}
+    assert alice.device_id == device and alice.connected
 
 
-async def test_offline_messages_arrive_on_connect_in_order_and_are_acked_per_page(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    for n in range(5):
-        fake.store(1, 2, f"m{n}")
-    bob = make_client(2, device_id="phone")
-    await bob.connect()
-    got = await reader(bob).until(lambda e: getattr(e, "message_id", 0) == 5)
-    assert [m.content for m in chats(got)] == ["m0", "m1", "m2", "m3", "m4"]
-    await asyncio.sleep(0.05)
-    assert acks_from(fake, 2) == [2, 4, 5]  # the last id of each page of 2
-    assert fake.cursors[2, "phone"] == 5
+@pytest.mark.server_settings(sync_page_size=2)
+async def test_offline_messages_arrive_in_order_are_acked_per_page_and_not_redelivered(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, bob_token) = await two_users(server)
+    alice = make_client(alice_token)
+    await alice.connect()
+    ids = [(await alice.send_chat(bob_id, f"m{n}")).message_id for n in range(5)]
 
-
-async def test_second_device_receives_only_what_it_missed(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    fake.store(1, 2, "one")
-    fake.store(1, 2, "two")
-    phone = make_client(2, device_id="phone")
+    tap = Tap()
+    phone = make_client(bob_token, device_id="phone", tap=tap)
     await phone.connect()
-    await reader(phone).until(lambda e: getattr(e, "message_id", 0) == 2)
-    await asyncio.sleep(0.05)
+    got = chats(await reader(phone).until(lambda e: getattr(e, "message_id", 0) == ids[-1]))
+    assert [(m.message_id, m.content) for m in got] == list(zip(ids, [f"m{n}" for n in range(5)],
+                                                                strict=True))
+    backlog = [[m["message_id"] for m in r.body["messages"]]
+               for r in tap.received if r.type == MsgType.SYNC_RSP]
+    assert backlog == [ids[0:2], ids[2:4], ids[4:5]]  # pages of 2
+    # auto-ack: one cumulative ack per page, and the server's cursor for "phone" moved
+    await eventually(lambda: cursor_is(server, bob_id, "phone", ids[-1]))
+    assert tap.acked_ids() == [ids[1], ids[3], ids[4]]
     await phone.close()
-    fake.store(1, 2, "three")
-    phone_again, laptop = make_client(2, device_id="phone"), make_client(2, device_id="laptop")
+
+    # The same device again: the server's cursor says it has m0..m4, so its
+    # backlog holds only m5, and nothing is delivered twice.
+    m5 = await alice.send_chat(bob_id, "m5")
+    phone_again = make_client(bob_token, device_id="phone", tap=tap)
     await phone_again.connect()
+    again = reader(phone_again)
+    assert [m.content for m in chats(await again.until(is_chat))] == ["m5"]
+    assert [[m["message_id"] for m in r.body["messages"]] for r in tap.received
+            if r.conn == 2 and r.type == MsgType.SYNC_RSP] == [[m5.message_id]]
+    await alice.send_chat(bob_id, "m6")
+    assert [m.content for m in chats(await again.until(is_chat))] == ["m6"]
+
+    # Another device has confirmed nothing: it gets everything.
+    laptop = make_client(bob_token, device_id="laptop")
     await laptop.connect()
-    missed = await reader(phone_again).until(is_chat)
-    assert [m.content for m in chats(missed)] == ["three"]
-    everything = await reader(laptop).until(lambda e: getattr(e, "message_id", 0) == 3)
-    assert [m.content for m in chats(everything)] == ["one", "two", "three"]
+    everything = chats(await reader(laptop).until(has_content("m6")))
+    assert [m.content for m in everything] == [f"m{n}" for n in range(7)]
 
 
-async def test_pending_chat_survives_a_drop_with_its_original_seq_and_no_duplicate(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice, bob = make_client(1), make_client(2)
+@pytest.mark.parametrize("binary", [True, False], ids=["msgpack", "json"])
+async def test_chat_whose_ack_was_lost_is_resent_with_its_seq_and_resolves_once(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader,
+        binary: bool) -> None:
+    (alice_id, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap, binary=binary)
+    bob = make_client(bob_token, binary=binary)
     await alice.connect()
     await bob.connect()
     a_events, b_events = reader(alice), reader(bob)
-    fake.drop_instead_of_chat_ack = 1  # stored, then the connection drops before the ChatAck
-    ack = await alice.send_chat(2, "exactly once")
-    first_seq, resent_seq = fake.chat_seqs(1)
-    assert first_seq == resent_seq
-    assert [m["content"] for m in fake.messages] == ["exactly once"]
-    assert ack.message_id == fake.messages[0]["message_id"]
-    got = await a_events.until(lambda e: isinstance(e, Reconnected))
-    assert isinstance(got[0], Disconnected) and got[0].code == 1001
-    assert [m.content for m in chats(await b_events.quiet(0.2))] == ["exactly once"]
-    seqs = [seq for uid, _, t, seq, _ in fake.received if uid == 1 and t != MsgType.CHAT]
-    assert seqs == sorted(set(seqs)) and first_seq not in seqs  # one counter, never reset
+    first = await alice.send_chat(bob_id, "first")
+
+    tap.lose_chat_acks = 1
+    sending = asyncio.create_task(alice.send_chat(bob_id, "exactly once"))
+    lost = await asyncio.wait_for(tap.lost_chat_acks.get(), 5)  # stored; the client never knew
+    await asyncio.sleep(0.05)
+    assert not sending.done()
+    assert await server.drop_connections(alice_id) == 1
+    ack = await asyncio.wait_for(sending, 5)
+    assert ack == ChatAck(lost["message_id"], lost["created_at"])
+
+    sent, resent = tap.frames(MsgType.CHAT)[1:3]
+    assert (sent.seq, sent.conn) == (resent.seq, 1) and resent.conn == 2
+    got = await a_events.until(is_a(Reconnected))
+    assert [e for e in got if isinstance(e, Disconnected)] == [Disconnected(1001, DROPPED)]
+    after = await alice.send_chat(bob_id, "after")
+    received = chats(await b_events.until(has_content("after")))
+    assert [(m.message_id, m.content) for m in received] == [
+        (first.message_id, "first"), (ack.message_id, "exactly once"),
+        (after.message_id, "after")]
+    history = await server.node.store.history(alice_id, bob_id, None, 10)
+    assert [m.content for m in history] == ["after", "exactly once", "first"]  # stored once
+    # One seq counter for every frame of the client object, never reset on reconnect.
+    seqs = [s.seq for s in tap.sent if s is not resent]
+    assert seqs == sorted(set(seqs))
+    assert tap.connects == 2
 
 
 async def test_chats_sent_while_disconnected_go_out_in_order_after_reconnect(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1, reconnect=ReconnectPolicy(initial_interval=0.2))
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap,
+                        reconnect=ReconnectPolicy(initial_interval=0.2, max_interval=0.2))
+    bob = make_client(bob_token)
     await alice.connect()
-    events = reader(alice)
-    await fake.drop(1)
-    await events.until(lambda e: isinstance(e, Disconnected))
-    acks = await asyncio.gather(*(alice.send_chat(2, f"c{n}") for n in range(3)))
-    assert [a.message_id for a in acks] == [1, 2, 3]
-    assert [m["content"] for m in fake.messages] == ["c0", "c1", "c2"]
+    await bob.connect()
+    a_events, b_events = reader(alice), reader(bob)
+    await server.drop_connections(alice_id)
+    await a_events.until(is_a(Disconnected))
+    assert not alice.connected
+    acks = await asyncio.wait_for(
+        asyncio.gather(*(alice.send_chat(bob_id, f"c{n}") for n in range(3))), 5)
+    ids = [a.message_id for a in acks]
+    assert ids == sorted(set(ids))
+    assert [s.conn for s in tap.frames(MsgType.CHAT)] == [2, 2, 2]  # all on the new connection
+    got = chats(await b_events.until(has_content("c2")))
+    assert [(m.message_id, m.content) for m in got] == list(zip(ids, ["c0", "c1", "c2"],
+                                                                strict=True))
 
 
 async def test_messages_redelivered_after_a_reconnect_are_yielded_once(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    fake.ignore_acks = True  # the server forgets our acks, so it re-sends the backlog
-    alice, bob = make_client(1), make_client(2)
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    tap.lose_acks = True  # the server never hears bob's acks, so it re-sends his backlog
+    alice, bob = make_client(alice_token), make_client(bob_token, tap=tap)
     await alice.connect()
     await bob.connect()
     events = reader(bob)
-    for n in range(3):
-        await alice.send_chat(2, f"m{n}")
-    await events.until(lambda e: getattr(e, "message_id", 0) == 3)
-    await fake.drop(2)
-    await events.until(lambda e: isinstance(e, Reconnected))
-    await alice.send_chat(2, "fresh")
-    await events.until(lambda e: getattr(e, "content", "") == "fresh")
-    assert [m.message_id for m in chats(events.seen)] == [1, 2, 3, 4]
-    backlog = [body for uid, _, t, _, body in fake.received if uid == 2 and t == MsgType.ACK]
-    assert backlog  # the re-sent duplicates were still acknowledged
+    ids = [(await alice.send_chat(bob_id, f"m{n}")).message_id for n in range(3)]
+    await events.until(has_content("m2"))
+    await eventually(lambda: ids[-1] in tap.acked_ids())  # ...sent, and lost
+    tap.lose_acks = False
+    await server.drop_connections(bob_id)
+    await events.until(is_a(Reconnected))
 
+    def replayed() -> list[list[int]]:
+        return [[m["message_id"] for m in r.body["messages"]] for r in tap.received
+                if r.conn == 2 and r.type == MsgType.SYNC_RSP]
 
-async def test_refused_token_raises_auth_error_without_retrying(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    client = make_client(1, token="wrong")
-    with pytest.raises(AuthError):
-        await client.connect()
-    await asyncio.sleep(0.1)
-    assert fake.connects == 1
-    assert await reader(client).rest() == []
-    with pytest.raises(ClientClosedError):
-        await client.send_chat(2, "x")
-    with pytest.raises(ClientClosedError):
-        await client.connect()
-
-
-async def test_token_revoked_mid_session_stops_the_client_for_good(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1)
-    await alice.connect()
-    events = reader(alice)
-    del fake.tokens["token-1"]
-    fake.drop_instead_of_chat_ack, fake.drop_code = 1, 4401
-    with pytest.raises(AuthError):
-        await alice.send_chat(2, "too late")
-    assert await events.rest() == [Disconnected(4401, "dropped before ChatAck")]
-    await asyncio.sleep(0.1)
-    assert fake.connects == 1
-    with pytest.raises(ClientClosedError) as info:
-        await alice.ack(1)
-    assert isinstance(info.value.__cause__, AuthError)
-
-
-async def test_token_refused_on_reconnect_stops_the_client(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1, reconnect=ReconnectPolicy(initial_interval=0.1))
-    await alice.connect()
-    events = reader(alice)
-    del fake.tokens["token-1"]  # e.g. expired while the connection was down
-    await fake.drop(1)
-    await events.until(lambda e: isinstance(e, Disconnected))
-    pending = asyncio.create_task(alice.send_chat(2, "never"))
-    with pytest.raises(AuthError):
-        await pending
-    assert await events.rest() == []
-    assert fake.connects == 2
-
-
-async def test_garbage_and_unsolicited_errors_from_the_server_are_ignored(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1)
-    await alice.connect()
-    fake.inject(1, b"\xc1 not msgpack")
-    fake.inject(1, encode_frame(MsgType.CHAT_PUSH, 0, {"message_id": "x"}, binary=True))
-    fake.inject(1, encode_frame(MsgType.ERROR, 12345, {"code": "WS_RATE_LIMITED",
-                                                       "message": "slow down"}, binary=True))
-    fake.inject(1, encode_frame(MsgType.SYNC_RSP, 777, {"messages": [], "has_more": False},
-                                binary=True))
-    assert await alice.ping() >= 0
-    assert (await alice.send_chat(2, "still fine")).message_id == 1
-    assert await reader(alice).quiet() == []
-
-
-async def test_server_error_is_raised_with_its_code_and_the_client_goes_on(
-        fake: FakeServer, make_client: MakeClient) -> None:
-    alice = make_client(1)
-    await alice.connect()
-    with pytest.raises(TidingsError) as info:
-        await alice.send_chat(99, "nobody")
-    assert info.value.code == "WS_USER_NOT_FOUND"
-    assert (await alice.send_chat(2, "somebody")).message_id == 1
-
-
-async def test_missing_pong_counts_as_a_dead_connection(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1, ping_interval=0.05, ping_timeout=0.05)
-    await alice.connect()
-    assert await alice.ping() >= 0
-    fake.answer_pings = False
-    events = reader(alice)
-    got = await events.until(lambda e: isinstance(e, Disconnected))
-    assert got[-1] == Disconnected(1006, "no pong within ping_timeout")
-    fake.answer_pings = True
-    await events.until(lambda e: isinstance(e, Reconnected))
-    assert await events.quiet(0.3) == []  # pongs flow again: no more drops
-
-
-async def test_json_framing_works_end_to_end(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice, bob = make_client(1, binary=False), make_client(2, binary=False)
-    await alice.connect()
-    await bob.connect()
-    ack = await alice.send_chat(2, "ünïcode ✓", type="image")
-    [got] = await reader(bob).until(is_chat)
-    assert (got.message_id, got.content, got.type) == (ack.message_id, "ünïcode ✓", "image")
-    assert [binary for _, binary in fake.auths] == [False, False]
-    assert await alice.ping() >= 0
-
-
-async def test_sync_returns_one_page_to_the_caller_only(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    bob = make_client(2)
-    await bob.connect()
-    for n in range(3):
-        fake.store(1, 2, f"h{n}")
-    messages, has_more = await bob.sync(last_message_id=0)
-    assert [m.content for m in messages] == ["h0", "h1"] and has_more
-    messages, has_more = await bob.sync(last_message_id=2)
-    assert [m.content for m in messages] == ["h2"] and not has_more
-    assert await reader(bob).quiet() == []
-    assert acks_from(fake, 2) == []
-
-
-async def test_presence_is_pushed_and_restored_after_a_reconnect(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice, bob = make_client(1), make_client(2)
-    await alice.connect()
-    await bob.connect()
-    b_events = reader(bob)
-    await alice.set_presence("away")
-    assert await b_events.until(lambda e: True) == [PresenceChange(1, "away")]
-    await fake.drop(1)
-    assert await b_events.until(lambda e: True) == [PresenceChange(1, "away")]
+    await eventually(lambda: replayed() != [])
+    assert replayed() == [ids]  # the server did re-send them...
+    fresh = await alice.send_chat(bob_id, "fresh")
+    await events.until(has_content("fresh"))
+    assert [m.message_id for m in chats(events.seen)] == [*ids, fresh.message_id]  # ...once
+    # The re-sent duplicates were still acknowledged, so the cursor moves on this time.
+    assert [s.payload.message_id for s in tap.frames(MsgType.ACK, conn=2)  # type: ignore[union-attr]
+            ][:1] == [ids[-1]]
+    await eventually(lambda: cursor_is(server, bob_id, bob.device_id, fresh.message_id))
 
 
 async def test_read_ack_reaches_the_sender_as_a_read_receipt(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice, bob = make_client(1), make_client(2, auto_ack=False)
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    alice, bob = make_client(alice_token), make_client(bob_token, auto_ack=False, tap=tap)
     await alice.connect()
     await bob.connect()
     a_events = reader(alice)
-    ack = await alice.send_chat(2, "read me")
+    ack = await alice.send_chat(bob_id, "read me")
     await reader(bob).until(is_chat)
-    assert acks_from(fake, 2) == []  # auto_ack off
-    await bob.ack(ack.message_id, "read")
-    [receipt] = await a_events.until(lambda e: isinstance(e, Receipt))
-    assert receipt == Receipt((ack.message_id,), "read", 2)
+    assert await bob.ping() >= 0
+    assert tap.frames(MsgType.ACK) == []  # auto_ack off
+    assert await cursor_is(server, bob_id, bob.device_id, 0)
+
     await bob.ack(ack.message_id)
-    await asyncio.sleep(0.05)
-    assert fake.cursors[2, "dev-2"] == ack.message_id
+    await a_events.until(lambda e: e == Receipt((ack.message_id,), "delivered", bob_id))
+    await eventually(lambda: cursor_is(server, bob_id, bob.device_id, ack.message_id))
+    await bob.ack(ack.message_id, "read")
+    await a_events.until(lambda e: e == Receipt((ack.message_id,), "read", bob_id))
 
 
-async def test_close_fails_pending_calls_and_ends_the_event_stream(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1, reconnect=ReconnectPolicy(initial_interval=30))
+async def test_json_framing_works_end_to_end(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, binary=False, tap=tap)
+    bob = make_client(bob_token, binary=False)
+    await alice.connect()
+    await bob.connect()
+    ack = await alice.send_chat(bob_id, "ünïcode ✓", type="image")
+    [got] = chats(await reader(bob).until(is_chat))
+    assert (got.message_id, got.content, got.type) == (ack.message_id, "ünïcode ✓", "image")
+    assert await alice.ping() >= 0
+    assert tap.sent and not any(s.frame.binary for s in tap.sent)  # text frames out...
+    assert tap.received and not any(r.binary for r in tap.received)  # ...and back
+    assert [c.binary for c in server.node.hub.connections(bob_id)] == [False]
+
+
+# -- sync ----------------------------------------------------------------------
+
+
+@pytest.mark.server_settings(sync_page_size=2)
+async def test_sync_returns_one_page_to_the_caller_only(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, bob_token) = await two_users(server)
+    alice = make_client(alice_token)
+    await alice.connect()
+    ids = [(await alice.send_chat(bob_id, f"h{n}")).message_id for n in range(3)]
+    earlier = make_client(bob_token, device_id="phone")
+    await earlier.connect()
+    await reader(earlier).until(has_content("h2"))
+    await eventually(lambda: cursor_is(server, bob_id, "phone", ids[-1]))
+    await earlier.close()
+
+    # A new client for the device: its stream has seen none of h0..h2, and the
+    # server has nothing to replay, so anything on events could only come from sync.
+    tap = Tap()
+    bob = make_client(bob_token, device_id="phone", tap=tap, url=proxy.ws_url)
+    await bob.connect()
+    events = reader(bob)
+    messages, has_more = await bob.sync(last_message_id=0)
+    assert [m.content for m in messages] == ["h0", "h1"] and has_more
+    messages, has_more = await bob.sync(last_message_id=ids[1])
+    assert [m.content for m in messages] == ["h2"] and not has_more
+
+    # The page of a sync whose caller gave up before the answer is dropped too.
+    proxy.stall()
+    giving_up = asyncio.create_task(bob.sync(last_message_id=0))
+    await eventually(lambda: len(tap.frames(MsgType.SYNC_REQ)) == 3)
+    giving_up.cancel()
+    proxy.resume()
+    assert await bob.ping() >= 0  # answered after the stray page
+    stray = tap.frames(MsgType.SYNC_REQ)[-1].seq
+    [page] = [r for r in tap.received if r.type == MsgType.SYNC_RSP and r.seq == stray]
+    assert len(page.body["messages"]) == 2
+
+    assert [r.body["messages"] for r in tap.received
+            if r.type == MsgType.SYNC_RSP and r.seq == 0] == [[]]  # the empty backlog
+    assert without_presence(await events.quiet(0.1)) == []
+    assert tap.frames(MsgType.ACK) == []  # and nothing was acknowledged
+
+
+# -- presence ------------------------------------------------------------------
+
+
+async def test_presence_is_pushed_and_restored_after_a_reconnect(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, bob_token) = await two_users(server)
+    tap = Tap()
+    alice, bob = make_client(alice_token, tap=tap), make_client(bob_token)
+    await alice.connect()
+    await bob.connect()
+    await alice.send_chat(bob_id, "hi")  # presence goes to peers: now they are
+    b_events = reader(bob)
+    await alice.set_presence("away")
+    await b_events.until(lambda e: e == PresenceChange(alice_id, "away"))
+    await server.drop_connections(alice_id)
+    # The server forgets a chosen status with the connection (or keeps it
+    # without announcing anything): only the client setting it again says "away".
+    await b_events.until(lambda e: e == PresenceChange(alice_id, "away"))
+    assert [s.conn for s in tap.frames(MsgType.PRESENCE)] == [1, 2]
+    assert server.node.service.presence.status(alice_id) == "away"
+
+
+# -- errors from the server ----------------------------------------------------
+
+
+async def test_server_error_is_raised_with_its_code_and_the_client_goes_on(
+        server: RunningServer, make_client: MakeClient) -> None:
+    (_, alice_token), (bob_id, _) = await two_users(server)
+    alice = make_client(alice_token)
+    await alice.connect()
+    with pytest.raises(TidingsError) as info:
+        await alice.send_chat(10**12, "nobody")
+    assert info.value.code == "WS_USER_NOT_FOUND"
+    assert not isinstance(info.value, AuthError | ConnectionLostError | ClientClosedError)
+    assert (await alice.send_chat(bob_id, "somebody")).message_id > 0
+
+
+async def test_unsolicited_errors_and_garbage_from_the_server_are_ignored(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap)
     await alice.connect()
     events = reader(alice)
-    await fake.drop(1)
-    await events.until(lambda e: isinstance(e, Disconnected))
-    pending = asyncio.create_task(alice.send_chat(2, "never sent"))
-    await asyncio.sleep(0.05)
-    await alice.close()
+    # A real MsgError nobody waits for: the server refuses an ack of a message
+    # it never delivered (acks are fire-and-forget).
+    await alice.ack(10**12)
+    await eventually(lambda: any(r.type == MsgType.ERROR for r in tap.received))
+    assert [r.body["code"] for r in tap.received if r.type == MsgType.ERROR] == [
+        "WS_MESSAGE_NOT_FOUND"]
+    # Frames no correct server sends, slipped in at this end of the socket.
+    tap.inject(b"\xc1 not msgpack",
+               "{not json",
+               encode_frame(MsgType.CHAT_PUSH, 0, {"message_id": "x"}, binary=True),
+               encode_frame(MsgType.RECEIPT_PUSH, 0, {"status": 7}, binary=True),
+               encode_frame(MsgType.ERROR, 12345, {"code": "WS_RATE_LIMITED",
+                                                   "message": "slow down"}, binary=True),
+               encode_frame(MsgType.SYNC_RSP, 777, {"messages": [], "has_more": False},
+                            binary=True),
+               encode_frame(999, 0, {"what": "ever"}, binary=True))
+    assert await alice.ping() >= 0  # the pong came right after them
+    assert tap.injections == []
+    assert (await alice.send_chat(bob_id, "still fine")).message_id > 0
+    assert without_presence(await events.quiet(0.1)) == []
+    assert tap.connects == 1 and alice.connected
+
+
+# -- authentication ------------------------------------------------------------
+
+
+async def test_refused_token_raises_auth_error_without_retrying(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    tap = Tap()
+    client = make_client("tdg_" + "x" * 43, tap=tap)
+    with pytest.raises(AuthError):
+        await client.connect()
+    assert [(r.type, r.body["success"]) for r in tap.received] == [(MsgType.AUTH_RSP, False)]
+    await asyncio.sleep(0.2)  # several FAST_RECONNECT intervals
+    assert len(tap.attempts) == 1
+    assert await reader(client).rest() == []
     with pytest.raises(ClientClosedError):
-        await pending
-    assert await events.rest() == []
+        await client.send_chat(1, "x")
+    with pytest.raises(ClientClosedError):
+        await client.connect()
+
+
+async def test_close_code_4401_stops_the_client_for_good(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap)
+    await alice.connect()
+    events = reader(alice)
+    tap.lose_chat_acks = 1  # keep a chat waiting
+    sending = asyncio.create_task(alice.send_chat(bob_id, "too late"))
+    await asyncio.wait_for(tap.lost_chat_acks.get(), 5)
+    await revoke(server, alice_token)
+    await server.drop_connections(alice_id, CloseCode.AUTH_FAILED)
+    with pytest.raises(AuthError):
+        await asyncio.wait_for(sending, 5)
+    assert without_presence(await events.rest()) == [Disconnected(4401, DROPPED)]
+    await asyncio.sleep(0.2)  # several FAST_RECONNECT intervals
+    assert len(tap.attempts) == 1  # never tried again
+    with pytest.raises(ClientClosedError) as info:
+        await alice.ack(1)
+    assert isinstance(info.value.__cause__, AuthError)
     assert not alice.connected
 
 
-async def test_gives_up_after_max_attempts(
-        fake: FakeServer, make_client: MakeClient, reader: MakeReader) -> None:
-    alice = make_client(1, reconnect=ReconnectPolicy(initial_interval=0.01, max_attempts=2))
+async def test_token_refused_on_reconnect_stops_the_client(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap,
+                        reconnect=ReconnectPolicy(initial_interval=0.1, max_interval=0.1))
     await alice.connect()
     events = reader(alice)
-    fake.refuse = True
-    pending = asyncio.create_task(alice.send_chat(2, "lost"))
-    await fake.drop(1)
+    await revoke(server, alice_token)  # e.g. it expired while the connection was up
+    await server.drop_connections(alice_id)
+    await events.until(is_a(Disconnected))
+    pending = asyncio.create_task(alice.send_chat(bob_id, "never"))
+    with pytest.raises(AuthError):
+        await asyncio.wait_for(pending, 5)
+    assert without_presence(await events.rest()) == []
+    assert len(tap.attempts) == 2 and tap.frames(MsgType.CHAT) == []
+    assert [r.body["success"] for r in tap.received
+            if r.type == MsgType.AUTH_RSP] == [True, False]
+
+
+# -- keepalive, network faults and reconnecting --------------------------------
+
+
+async def test_server_close_code_reaches_the_application(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    alice_id, token = await server.quick_user()
+    alice = make_client(token)
+    await alice.connect()
+    events = reader(alice)
+    await server.drop_connections(alice_id, CloseCode.SLOW_CONSUMER)
+    got = without_presence(await events.until(is_a(Reconnected)))
+    assert got == [Disconnected(4413, DROPPED), Reconnected(1)]
+    assert await alice.ping() >= 0
+
+
+async def test_missing_pong_counts_as_a_dead_connection(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader) -> None:
+    _, token = await server.quick_user()
+    alice = make_client(token, url=proxy.ws_url, ping_interval=0.05, ping_timeout=0.25)
+    await alice.connect()
+    events = reader(alice)
+    assert await alice.ping() >= 0
+    proxy.stall()  # the link goes dark: pings get no pong, and no close ever comes
+    got = await events.until(is_a(Disconnected))
+    assert got[-1] == Disconnected(1006, "no pong within ping_timeout")
+    proxy.resume()
+    got = await events.until(is_a(Reconnected))
+    assert without_presence(got) == [Reconnected(1)]
+    assert without_presence(await events.quiet(0.4)) == []  # pongs flow again: no more drops
+    assert proxy.connects == 2
+
+
+async def test_reconnect_waits_the_policy_backoff_between_refused_attempts(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader) -> None:
+    _, token = await server.quick_user()
+    tap = Tap()
+    policy = ReconnectPolicy(initial_interval=0.04, backoff_factor=2, max_interval=1)
+    alice = make_client(token, url=proxy.ws_url, tap=tap, reconnect=policy)
+    await alice.connect()
+    events = reader(alice)
+    proxy.refuse()
+    cut_at = time.monotonic()
+    assert proxy.cut() == 1  # abruptly: no close frame
+    got = await events.until(is_a(Disconnected))
+    assert got[-1].code == 1006  # type: ignore[union-attr]
+    await eventually(lambda: len(tap.attempts) == 4)  # 3 refused attempts
+    await proxy.accept()
+    got = await events.until(is_a(Reconnected))
+    assert got[-1] == Reconnected(4)
+    times = [cut_at, *tap.attempts[1:]]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, delay in zip(gaps, [0.04, 0.08, 0.16, 0.32], strict=True):
+        assert delay - 0.005 <= gap < delay + 0.15, (gaps, delay)
+    assert tap.connects == 2 and proxy.connects == 2
+    assert await alice.ping() >= 0
+
+
+async def test_gives_up_after_max_attempts(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, url=proxy.ws_url, tap=tap, reconnect=ReconnectPolicy(
+        initial_interval=0.1, max_interval=0.1, max_attempts=2))
+    await alice.connect()
+    events = reader(alice)
+    proxy.refuse()
+    proxy.cut()
+    await events.until(is_a(Disconnected))
+    pending = asyncio.create_task(alice.send_chat(bob_id, "lost"))
     with pytest.raises(ConnectionLostError, match="after 2 attempts"):
-        await pending
-    assert [type(e) for e in await events.rest()] == [Disconnected]
-    assert fake.connects == 3
+        await asyncio.wait_for(pending, 5)
+    assert without_presence(await events.rest()) == []
+    assert len(tap.attempts) == 3 and tap.connects == 1
+    with pytest.raises(ClientClosedError) as info:
+        await alice.ping()
+    assert isinstance(info.value.__cause__, ConnectionLostError)
 
 
 async def test_first_connect_failure_is_raised_and_can_be_retried(
-        fake: FakeServer, make_client: MakeClient) -> None:
-    fake.refuse = True
-    alice = make_client(1)
+        server: RunningServer, proxy: Proxy, make_client: MakeClient) -> None:
+    _, token = await server.quick_user()
+    proxy.refuse()
+    alice = make_client(token, url=proxy.ws_url)
     with pytest.raises(ConnectionLostError):
         await alice.connect()
-    fake.refuse = False
+    await proxy.accept()
     await alice.connect()
-    assert alice.connected or (await alice.ping()) >= 0
+    assert await alice.ping() >= 0
+    assert alice.connected
 
 
-async def test_calls_before_connect_are_refused(make_client: MakeClient) -> None:
+async def test_client_rides_out_a_server_restart_on_the_same_database(
+        server: RunningServer, server_factory: ServerFactory, proxy: Proxy,
+        make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, bob_token) = await two_users(server)
+    alice = make_client(alice_token, url=proxy.ws_url)
+    bob = make_client(bob_token, url=proxy.ws_url)
+    await alice.connect()
+    await bob.connect()
+    a_events, b_events = reader(alice), reader(bob)
+    before = await alice.send_chat(bob_id, "before")
+    await b_events.until(has_content("before"))
+
+    await server.node.stop()
+    got = await a_events.until(is_a(Disconnected))
+    assert got[-1] == Disconnected(1001, "server shutting down")
+    sending = asyncio.create_task(alice.send_chat(bob_id, "during"))
+    # Nothing listens behind the proxy: attempts are accepted and dropped, retried.
+    await eventually(lambda: proxy.connects >= 6)
+    assert not sending.done() and not alice.connected
+
+    restarted = await server_factory()
+    proxy.retarget(restarted.node.settings.host, restarted.node.port)
+    ack = await asyncio.wait_for(sending, 5)
+    assert ack.message_id > before.message_id
+    got = await a_events.until(is_a(Reconnected))
+    assert got[-1].attempts > 1  # type: ignore[union-attr]
+    await b_events.until(has_content("during"))
+    assert [m.content for m in chats(b_events.seen)] == ["before", "during"]
+    assert {c.user_id for c in restarted.node.gateway.connections} == {alice_id, bob_id}
+
+
+# -- closing -------------------------------------------------------------------
+
+
+async def test_close_while_waiting_to_reconnect_fails_pending_calls_and_ends_events(
+        server: RunningServer, make_client: MakeClient, reader: MakeReader) -> None:
+    (alice_id, alice_token), (bob_id, _) = await two_users(server)
+    alice = make_client(alice_token, reconnect=ReconnectPolicy(initial_interval=30,
+                                                               max_interval=30))
+    await alice.connect()
+    events = reader(alice)
+    await server.drop_connections(alice_id)
+    await events.until(is_a(Disconnected))
+    pending = asyncio.create_task(alice.send_chat(bob_id, "never sent"))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    await asyncio.wait_for(alice.close(), 2)
+    with pytest.raises(ClientClosedError):
+        await pending
+    assert without_presence(await events.rest()) == []
+    assert not alice.connected
+
+
+async def test_close_during_a_hanging_reconnect_attempt_returns_at_once(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader) -> None:
+    (_, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, url=proxy.ws_url, tap=tap, connect_timeout=30)
+    await alice.connect()
+    events = reader(alice)
+    proxy.stall()
+    proxy.cut()
+    await events.until(is_a(Disconnected))
+    await eventually(lambda: len(tap.attempts) == 2)  # its handshake goes nowhere
+    pending = asyncio.create_task(alice.send_chat(bob_id, "never sent"))
+    await asyncio.sleep(0.05)
+    assert not pending.done() and tap.connects == 1
+    await asyncio.wait_for(alice.close(), 2)
+    with pytest.raises(ClientClosedError):
+        await pending
+    assert without_presence(await events.rest()) == []
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "SDK bug: Client.connect() checks _closed only on entry and close() cannot cancel a "
+    "runner that does not exist yet, so a close() during the first handshake returns, then "
+    "connect() finishes and starts the runner: the client stays connected (calls raise "
+    "ClientClosedError) until a keepalive ping fails or the server's idle timeout."))
+async def test_close_during_the_first_connect_leaves_nothing_open(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient) -> None:
+    alice_id, token = await server.quick_user()
+    tap = Tap()
+    alice = make_client(token, url=proxy.ws_url, tap=tap)
+    proxy.stall()  # the first handshake hangs
+    connecting = asyncio.create_task(alice.connect())
+    await eventually(lambda: len(tap.attempts) == 1)
+    await asyncio.wait_for(alice.close(), 2)
+    proxy.resume()
+    with contextlib.suppress(ClientClosedError):  # raising it would be fine; hanging on is not
+        await asyncio.wait_for(connecting, 5)
+    await asyncio.sleep(0.2)
+    assert not alice.connected
+    assert server.node.hub.connections(alice_id) == []
+
+
+async def test_calls_before_connect_are_refused() -> None:
+    client = Client("ws://127.0.0.1:9/ws", "token")
     with pytest.raises(ClientClosedError, match="connect"):
-        await make_client(1).send_chat(2, "x")
-
-
-# -- the same over real sockets (AiohttpTransport) ----------------------------
-
-
-@pytest.fixture
-async def socket_url(fake: FakeServer) -> AsyncIterator[str]:
-    server = TestServer(aiohttp_app(fake))
-    await server.start_server()
-    yield str(server.make_url("/ws")).replace("http://", "ws://")
-    await server.close()
-
-
-def socket_client(url: str, user_id: int, **kwargs: Any) -> Client:
-    return Client(url, f"token-{user_id}", reconnect=FAST_RECONNECT, **kwargs)
-
-
-@pytest.mark.parametrize("binary", [True, False])
-async def test_over_a_socket_a_dropped_chat_resolves_once(
-        fake: FakeServer, socket_url: str, reader: MakeReader, binary: bool) -> None:
-    async with socket_client(socket_url, 1, binary=binary) as alice, \
-            socket_client(socket_url, 2, binary=binary) as bob:
-        a_events, b_events = reader(alice), reader(bob)
-        assert (await alice.send_chat(2, "first")).message_id == 1
-        fake.drop_instead_of_chat_ack = 1
-        ack = await alice.send_chat(2, "second")
-        assert ack.message_id == 2 and len(fake.messages) == 2
-        got = await a_events.until(lambda e: isinstance(e, Reconnected))
-        assert [e.code for e in got if isinstance(e, Disconnected)] == [1001]
-        received = chats(await b_events.until(lambda e: getattr(e, "message_id", 0) == 2))
-        assert [m.content for m in received] == ["first", "second"]
-        assert chats(await b_events.quiet(0.2)) == []
-        assert alice.device_id == fake.auths[-1][0].device_id
-
-
-async def test_over_a_socket_close_code_4401_is_an_auth_error(
-        fake: FakeServer, socket_url: str) -> None:
-    client = Client(socket_url, "wrong", reconnect=FAST_RECONNECT)
-    with pytest.raises(AuthError):
-        await client.connect()
-    await asyncio.sleep(0.1)
-    assert fake.connects == 1
-
-
-async def test_over_a_socket_server_close_code_reaches_the_application(
-        fake: FakeServer, socket_url: str, reader: MakeReader) -> None:
-    async with socket_client(socket_url, 1) as alice:
-        events = reader(alice)
-        await fake.drop(1, 4413, "slow consumer")
-        got = await events.until(lambda e: isinstance(e, Reconnected))
-        assert got == [Disconnected(4413, "slow consumer"), Reconnected(1)]
-        assert await alice.ping() >= 0
+        await client.send_chat(2, "x")
+    await client.close()

@@ -1,8 +1,10 @@
-"""The client against the real Tidings server (the lead's ``server`` fixture).
+"""The client against the real Tidings server, in everyday use.
 
-Skipped while that fixture does not exist (see ``server`` in conftest.py).
 The server is only reached through its public contract: ``ws_url``,
-``new_user(name)`` and ``drop_connections(user_id)``.
+``new_user(name)`` / ``quick_user()`` and ``drop_connections(user_id)``. Users
+come from ``quick_user`` (no argon2, ~0.3 s a user saved) except in
+:func:`test_two_users_chat`, which logs in through the HTTP API. Fault
+injection (proxy, lost frames, restarts) is in test_client_behaviour.py.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ def has_content(content: str) -> Callable[[Event], bool]:
     return lambda e: isinstance(e, ChatMessage) and e.content == content
 
 
-async def user(server: RunningServer, prefix: str) -> tuple[int, str]:
+async def user(server: RunningServer, prefix: str, *, login: bool = False) -> tuple[int, str]:
+    """A user and a token: registered and logged in over HTTP with ``login``, else
+    straight from the store."""
+    if not login:
+        return await server.quick_user()
     user_id, token = await server.new_user(f"{prefix}-{uuid.uuid4().hex[:8]}")
     return int(user_id), str(token)
 
@@ -98,8 +104,8 @@ class _TappedTransport:
 
 @pytest.mark.parametrize("binary", [True, False])
 async def test_two_users_chat(server: RunningServer, reader: MakeReader, binary: bool) -> None:
-    alice_id, alice_token = await user(server, "alice")
-    bob_id, bob_token = await user(server, "bob")
+    alice_id, alice_token = await user(server, "alice", login=True)
+    bob_id, bob_token = await user(server, "bob", login=True)
     async with client(server, alice_token, binary=binary) as alice, \
             client(server, bob_token, binary=binary) as bob:
         a_events, b_events = reader(alice), reader(bob)
