@@ -659,11 +659,6 @@ async def test_close_during_a_hanging_reconnect_attempt_returns_at_once(
     assert without_presence(await events.rest()) == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "SDK bug: Client.connect() checks _closed only on entry and close() cannot cancel a "
-    "runner that does not exist yet, so a close() during the first handshake returns, then "
-    "connect() finishes and starts the runner: the client stays connected (calls raise "
-    "ClientClosedError) until a keepalive ping fails or the server's idle timeout."))
 async def test_close_during_the_first_connect_leaves_nothing_open(
         server: RunningServer, proxy: Proxy, make_client: MakeClient) -> None:
     alice_id, token = await server.quick_user()

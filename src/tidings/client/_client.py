@@ -144,6 +144,9 @@ class Client:
         except AuthError as exc:
             self._shutdown(exc)
             raise
+        if self._closing:  # close() ran while we were connecting: leave nothing open
+            await self._close_quietly(transport)
+            raise ClientClosedError()
         self._runner = asyncio.create_task(self._run(transport))
 
     async def close(self) -> None:
