@@ -49,10 +49,10 @@ async def connect(server: RunningServer, http: aiohttp.ClientSession
 
     async def open_(token: str, device_id: str | None = None, *, binary: bool = True,
                     backlog: bool = True) -> Wire:
+        if backlog:
+            return await Wire.ready(http, server.ws_url, token, device_id, binary=binary)
         wire = await Wire.open(http, server.ws_url, binary=binary)
         await wire.auth(token, device_id)
-        if backlog:
-            wire.replayed = await wire.backlog()
         return wire
 
     return open_

@@ -68,9 +68,7 @@ async def test_backlog_larger_than_a_page_arrives_in_pages(server_factory, http)
     server = await server_factory(sync_page_size=7)
     _, alice_token = await server.new_user()
     bob_id, bob_token = await server.new_user()
-    alice = await Wire.open(http, server.ws_url)
-    await alice.auth(alice_token)
-    await alice.backlog()
+    alice = await Wire.ready(http, server.ws_url, alice_token)
     sent = [(await alice.chat(bob_id, str(i)))["message_id"] for i in range(20)]
     bob = await Wire.open(http, server.ws_url)
     await bob.auth(bob_token)
@@ -181,13 +179,9 @@ async def test_sync_request_returns_pages_after_the_given_id(server_factory, htt
     server = await server_factory(sync_page_size=3)
     _, alice_token = await server.new_user()
     bob_id, bob_token = await server.new_user()
-    alice = await Wire.open(http, server.ws_url)
-    await alice.auth(alice_token)
-    await alice.backlog()
+    alice = await Wire.ready(http, server.ws_url, alice_token)
     ids = [(await alice.chat(bob_id, str(i)))["message_id"] for i in range(5)]
-    bob = await Wire.open(http, server.ws_url)
-    await bob.auth(bob_token)
-    await bob.backlog()
+    bob = await Wire.ready(http, server.ws_url, bob_token)
     seq = await bob.send(MsgType.SYNC_REQ, {"last_message_id": ids[1], "last_sync_time": 0})
     got, page = await bob.expect(MsgType.SYNC_RSP)
     assert got == seq and page["has_more"] is True
@@ -233,9 +227,7 @@ async def test_two_hundred_connections_exchange_messages_none_lost_or_duplicated
     wires: list[Wire] = []
     for _, token in users:
         for device in ("a", "b"):
-            wire = await Wire.open(http, server.ws_url)
-            await wire.auth(token, device)
-            await wire.backlog()
+            wire = await Wire.ready(http, server.ws_url, token, device)
             wires.append(wire)
     per_sender = 5
 
@@ -275,9 +267,7 @@ async def test_connect_and_close_updates_the_connection_count(server, connect, h
 async def test_server_shutdown_closes_with_going_away(server_factory, http):
     server = await server_factory()
     _, token = await server.new_user()
-    wire = await Wire.open(http, server.ws_url)
-    await wire.auth(token)
-    await wire.backlog()
+    wire = await Wire.ready(http, server.ws_url, token)
     reading = asyncio.ensure_future(wire.closed_with())  # a live client is always reading
     await asyncio.sleep(0.05)
     await server.node.stop()

@@ -19,12 +19,8 @@ pytestmark = pytest.mark.asyncio
 async def _bystander_still_chats(server, http) -> None:
     _, a_token = await server.quick_user()
     b_id, b_token = await server.quick_user()
-    a = await Wire.open(http, server.ws_url)
-    await a.auth(a_token)
-    await a.backlog()
-    b = await Wire.open(http, server.ws_url)
-    await b.auth(b_token)
-    await b.backlog()
+    a = await Wire.ready(http, server.ws_url, a_token)
+    b = await Wire.ready(http, server.ws_url, b_token)
     ack = await a.chat(b_id, "still here")
     _, push = await b.expect(MsgType.CHAT_PUSH)
     assert push["message_id"] == ack["message_id"]
@@ -95,12 +91,8 @@ async def test_ping_is_answered_with_pong_and_same_seq(server, http, connect):
 async def test_silent_connection_is_closed_but_pings_keep_it_alive(server_factory, http):
     server = await server_factory(idle_timeout=0.5)
     _, token = await server.new_user()
-    lively = await Wire.open(http, server.ws_url)
-    await lively.auth(token, "lively")
-    await lively.backlog()
-    silent = await Wire.open(http, server.ws_url)
-    await silent.auth(token, "silent")
-    await silent.backlog()
+    lively = await Wire.ready(http, server.ws_url, token, "lively")
+    silent = await Wire.ready(http, server.ws_url, token, "silent")
     for _ in range(4):
         await asyncio.sleep(0.25)
         await lively.send(MsgType.PING)
@@ -152,9 +144,7 @@ async def test_bad_frames_get_a_coded_error_and_the_connection_stays(server, htt
 async def test_oversize_frame_closes_with_1009(server_factory, http):
     server = await server_factory(max_frame_bytes=64 * 1024)
     _, token = await server.new_user()
-    wire = await Wire.open(http, server.ws_url)
-    await wire.auth(token)
-    await wire.backlog()
+    wire = await Wire.ready(http, server.ws_url, token)
     await wire.ws.send_bytes(b"\x00" * (64 * 1024 + 1))
     assert await wire.closed_with() == CloseCode.MESSAGE_TOO_BIG
     await _bystander_still_chats(server, http)
@@ -163,9 +153,7 @@ async def test_oversize_frame_closes_with_1009(server_factory, http):
 async def test_flood_is_rate_limited_and_the_connection_kept(server_factory, http):
     server = await server_factory(rate_limit=5, rate_burst=10)
     _, token = await server.new_user()
-    wire = await Wire.open(http, server.ws_url)
-    await wire.auth(token)
-    await wire.backlog()
+    wire = await Wire.ready(http, server.ws_url, token)
     for _ in range(30):
         await wire.send(MsgType.PING)
     codes = []
@@ -183,13 +171,9 @@ async def test_slow_consumer_is_dropped_and_recovers_by_sync(server_factory, htt
     server = await server_factory(send_queue_size=4, rate_limit=1000, rate_burst=1000)
     _, alice_token = await server.new_user()
     bob_id, bob_token = await server.new_user()
-    alice = await Wire.open(http, server.ws_url)
-    await alice.auth(alice_token)
-    await alice.backlog()
+    alice = await Wire.ready(http, server.ws_url, alice_token)
     # Bob never reads: once the kernel buffers are full, his queue fills up.
-    bob = await Wire.open(http, server.ws_url, max_msg_size=0)
-    await bob.auth(bob_token, "slow")
-    await bob.backlog()
+    bob = await Wire.ready(http, server.ws_url, bob_token, "slow", max_msg_size=0)
     conn = server.node.hub.connections(bob_id)[0]
     big = "x" * 200_000
     sent = []
@@ -220,9 +204,7 @@ async def test_a_write_blocked_past_write_timeout_drops_the_connection(server_fa
                                   rate_limit=1000, rate_burst=1000)
     _, alice_token = await server.quick_user()
     bob_id, bob_token = await server.quick_user()
-    alice = await Wire.open(http, server.ws_url)
-    await alice.auth(alice_token)
-    await alice.backlog()
+    alice = await Wire.ready(http, server.ws_url, alice_token)
     bob = await Wire.open(http, server.ws_url, max_msg_size=0)  # never reads from here on
     await bob.auth(bob_token, "stalled")
     await bob.backlog()

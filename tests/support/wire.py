@@ -37,6 +37,15 @@ class Wire:
                    **kwargs: Any) -> Wire:
         return cls(await http.ws_connect(url, autoping=True, **kwargs), binary)
 
+    @classmethod
+    async def ready(cls, http: aiohttp.ClientSession, url: str, token: str,
+                    device_id: str | None = None, **kwargs: Any) -> Wire:
+        """Open, authenticate and read the backlog (kept in :attr:`replayed`)."""
+        wire = await cls.open(http, url, **kwargs)
+        await wire.auth(token, device_id)
+        wire.replayed = await wire.backlog()
+        return wire
+
     async def send(self, type_: int, payload: Any = None, seq: int | None = None) -> int:
         seq = next(self._seq) if seq is None else seq
         data = encode_client_frame(type_, seq, payload, binary=self.binary)
