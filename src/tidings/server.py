@@ -9,7 +9,7 @@ import time
 
 from aiohttp import web
 
-from tidings.api.errors import errors_middleware
+from tidings.api.errors import MAX_BODY_BYTES, errors_middleware
 from tidings.api.routes import SERVICE, STARTED, add_routes
 from tidings.auth import Authenticator
 from tidings.bus import open_bus
@@ -44,6 +44,7 @@ class Server:
         app = web.Application(middlewares=[errors_middleware],
                               client_max_size=self.settings.max_body_bytes)
         app[SERVICE] = self.service
+        app[MAX_BODY_BYTES] = self.settings.max_body_bytes
         app[STARTED] = time.monotonic()
         app.router.add_get("/ws", self.gateway.handle)
         add_routes(app)
@@ -66,8 +67,11 @@ class Server:
         await self.bus.start(self.hub.on_event)
         self.service.log.start()
         self.gateway.start()
+        # keepalive_timeout also bounds a request that never completes its headers
+        # (slowloris): aiohttp's default would hold such a socket for an hour.
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+                                     shutdown_timeout=2.0,
+                                     keepalive_timeout=self.settings.auth_timeout)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

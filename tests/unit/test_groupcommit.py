@@ -20,7 +20,7 @@ class FlakyStore(SqliteStore):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self.failures: list[Exception] = []  # raised by the next appends, in order
+        self.failures: list[Exception | None] = []  # for the next appends, in order (None: ok)
         self.gate: asyncio.Event | None = None  # appends wait for it when set
         self.entered = asyncio.Event()
 
@@ -28,8 +28,8 @@ class FlakyStore(SqliteStore):
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        if self.failures:
-            raise self.failures.pop(0)
+        if self.failures and (failure := self.failures.pop(0)) is not None:
+            raise failure
         return await super().append_messages(batch)
 
 
@@ -129,17 +129,17 @@ async def test_the_hook_sees_each_batch_in_id_order_before_any_future_resolves(l
     assert flat == sorted(flat)
 
 
-async def test_a_failed_batch_fails_every_future_and_later_batches_still_work(
+async def test_with_the_store_down_every_future_fails_and_later_batches_still_work(
         log, recorder, store, caplog):
     boom = RuntimeError("disk on fire")
-    store.failures = [boom]
+    store.failures = [boom] * 4  # the batch, then each message retried alone
     failed = append(log, recorder, "a", "b", "c")
     for future in failed:
         with pytest.raises(RuntimeError) as exc:
             await future
         assert exc.value is boom
     assert recorder.batches == [] and recorder.sizes == []  # nothing acknowledged
-    assert "append of 3 messages failed: disk on fire" in caplog.text
+    assert "append of 3 messages failed (disk on fire); retrying one by one" in caplog.text
     assert await store.history(ALICE, BOB, None, 10) == []
 
     results = await asyncio.gather(*append(log, recorder, "d", "e"))
@@ -147,12 +147,15 @@ async def test_a_failed_batch_fails_every_future_and_later_batches_still_work(
     assert [m.content for m in await store.history(ALICE, BOB, None, 10)] == ["e", "d"]
 
 
-async def test_only_the_failing_batch_fails_when_several_are_queued(log, recorder, store):
-    store.failures = [StoreError("first batch lost")]
+async def test_one_bad_message_fails_alone_and_its_neighbours_are_stored_in_order(
+        log, recorder, store):
+    store.failures = [StoreError("batch refused"), None, StoreError("b is bad"), None]
     futures = append(log, recorder, *"abcdef")  # two batches of three
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
-    assert all(isinstance(o, StoreError) for o in outcomes[:3])
-    assert [o.message.content for o in outcomes[3:]] == list("def")
+    assert isinstance(outcomes[1], StoreError)
+    stored = [o.message for i, o in enumerate(outcomes) if i != 1]
+    assert [m.content for m in stored] == list("acdef")
+    assert [m.id for m in stored] == sorted(m.id for m in stored)
 
 
 async def test_a_failing_hook_does_not_fail_the_appends(log, recorder, caplog):

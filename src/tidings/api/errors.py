@@ -12,6 +12,7 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # HTTP statuses aiohttp raises itself, and the code our body gives them.
@@ -46,6 +47,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 async def read_json(request: web.Request, type_: type[T]) -> T:
     """Decode and validate the request body as ``type_``, or raise a 4xx ApiError."""
+    # Refuse a declared size at once, rather than wait for a body that may never come.
+    limit = request.app.get(MAX_BODY_BYTES, 1 << 20)
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, "BODY_TOO_LARGE", f"request body over {limit} bytes")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
@@ -54,7 +59,7 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "INVALID_BODY", str(exc)) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ApiError(400, "BAD_JSON", f"body is not valid JSON: {exc}") from None
 
 
@@ -73,6 +78,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         kept = {k: v for k, v in exc.headers.items()
                 if k.lower() not in ("content-type", "content-length")}
         return error_response(exc.status, code, exc.reason, kept)
+    except ConnectionError as exc:  # the client went away mid-request: not our failure
+        log.info("%s %s: client disconnected (%s)", request.method, request.path, exc)
+        return error_response(400, "CLIENT_GONE", "connection closed by the client")
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "internal error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
@@ -29,8 +30,10 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True):
 class Login(Registration, forbid_unknown_fields=True):
     """Body of login: the token is issued for ``device_id`` when given."""
 
-    device_id: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    device_id: Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[^\x00]*\Z")] | None = None
 
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
 
 SERVICE: web.AppKey[ChatService] = web.AppKey("service", ChatService)
 STARTED: web.AppKey[float] = web.AppKey("started", float)
@@ -54,10 +57,9 @@ def int_param(request: web.Request, name: str, default: int | None = None, *,
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "BAD_PARAMETER", f"{name} must be an integer") from None
+    if not _INTEGER.match(raw):  # not int(): it also takes "1_0", " 1" and non-ASCII digits
+        raise ApiError(400, "BAD_PARAMETER", f"{name} must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, "BAD_PARAMETER", f"{name} must be in [{low}, {high}]")
     return value
@@ -106,10 +108,10 @@ async def presence(request: web.Request) -> web.Response:
     """``GET /api/v1/presence?user_ids=1,2``: statuses of yourself and your peers."""
     me = await authenticated(request)
     raw = request.query.get("user_ids", "")
-    try:
-        ids = [int(x) for x in raw.split(",") if x.strip()][:1000]
-    except ValueError:
-        raise ApiError(400, "BAD_PARAMETER", "user_ids is a comma-separated list") from None
+    parts = [x.strip() for x in raw.split(",") if x.strip()][:1000]
+    if not all(_INTEGER.match(x) for x in parts):
+        raise ApiError(400, "BAD_PARAMETER", "user_ids is a comma-separated list of ids")
+    ids = [int(x) for x in parts]
     if not ids:
         raise ApiError(400, "BAD_PARAMETER", "user_ids is required")
     statuses = await request.app[SERVICE].presence.visible_to(me.user_id, ids)

@@ -1,9 +1,11 @@
 """One client connection: identity, framing, delivery state and a bounded outbox.
 
-Pushes and replies never wait: a connection whose outbox holds
-``send_queue_size`` frames is a slow consumer and is closed (it recovers
-everything through sync on reconnect, since its cursor only moves on its own
-acks). Only sync pages wait for room, which is how a large backlog is paced.
+Live pushes never wait: a connection whose outbox holds ``send_queue_size``
+frames is a slow consumer and is closed (it recovers everything through sync
+on reconnect, since its cursor only moves on its own acks). Replies are never
+refused; instead the gateway stops reading a connection whose outbox is half
+full, so a client that pipelines requests is paced, not dropped. Sync pages
+wait for room, which is how a large backlog is paced.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class Socket(Protocol):
     async def close(self, code: int, reason: str) -> None:
         """Close the WebSocket with a close code."""
 
+    def abort(self) -> None:
+        """Drop the TCP connection at once (when a clean close could not be done)."""
+
 
 class Connection:
     """A WebSocket connection after the upgrade, before and after auth."""
@@ -53,7 +58,7 @@ class Connection:
         self.opened_at = self.last_seen = asyncio.get_running_loop().time()
         self.write_started = 0.0  # when the write now in progress began; 0 if none
         self.reader: asyncio.Task[object] | None = None  # the task reading this socket
-        self.expiry: CloseCode | None = None  # set by the watchdog before it stops the reader
+        self.expiry: CloseCode | None = None  # why we stopped the reader, if we did
         self._socket = socket
         self._queue_size = queue_size
         self._write_timeout = write_timeout
@@ -91,6 +96,17 @@ class Connection:
         self._wakeup.set()
         return True
 
+    def reply(self, data: bytes) -> None:
+        """Queue an answer to the client's own request (never refused: see module doc)."""
+        if not self.closed:
+            self._outbox.append((data, self.binary))
+            self._wakeup.set()
+
+    @property
+    def backlogged(self) -> bool:
+        """True when the outbox is half full: the gateway then waits before reading more."""
+        return len(self._outbox) >= self._queue_size // 2
+
     async def send(self, data: bytes, binary: bool | None = None) -> None:
         """Queue a frame, waiting while the outbox is full."""
         while len(self._outbox) >= self._queue_size and not self.closed:
@@ -112,7 +128,9 @@ class Connection:
     async def wait_closed(self) -> None:
         """Wait until the close frame has been sent (or the attempt failed)."""
         if self._closing is not None:
-            await self._closing
+            # wait(), not await: the closing task may end cancelled (aiohttp shares one
+            # drain future between writers), and that must not cancel the caller.
+            await asyncio.wait([self._closing])
 
     async def drain(self) -> None:
         """Wait until everything queued has been written (or the connection closed)."""
@@ -120,12 +138,25 @@ class Connection:
             self._room.clear()
             await self._room.wait()
 
+    def stop_reader(self, why: CloseCode) -> None:
+        """Wake the task reading this socket so that it finishes (see Gateway.handle)."""
+        reader = self.reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            self.expiry = self.expiry or why
+            reader.cancel()
+
     async def _close_socket(self, code: int, reason: str) -> None:
         try:
             async with asyncio.timeout(self._write_timeout):
                 await self._socket.close(code, reason)
-        except Exception as exc:  # the peer may already be gone
-            log.debug("%s close: %s", self.id, exc)
+        except BaseException as exc:
+            # The peer may be gone, or aiohttp cancelled our close: all writers share
+            # one drain future, and cancelling the stuck writer cancels it for us too.
+            log.debug("%s close: %r", self.id, exc)
+            self._socket.abort()
+        finally:
+            # A reader parked in receive() must not keep a closed connection registered.
+            self.stop_reader(CloseCode.GOING_AWAY)
 
     async def _write_loop(self) -> None:
         outbox = self._outbox

@@ -36,7 +36,7 @@ class EchoEndpoint:
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
                                    autoping=False, compress=False)
         await ws.prepare(request)
-        sock = AiohttpSocket(ws)
+        sock = AiohttpSocket(ws, request.transport)
         try:
             await self._echo(ws, sock)
         except ConnectionError:

@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 class AiohttpSocket:
     """Adapts :class:`aiohttp.web.WebSocketResponse` to the connection's Socket."""
 
-    __slots__ = ("_ws",)
+    __slots__ = ("_transport", "_ws")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self._ws = ws
+        self._transport = transport
 
     async def send(self, data: bytes, binary: bool) -> None:
         """Write one message frame."""
@@ -45,6 +46,11 @@ class AiohttpSocket:
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame with ``code``."""
         await self._ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        """Close the TCP connection without a closing handshake."""
+        if self._transport is not None:
+            self._transport.close()
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
@@ -93,8 +99,7 @@ class Gateway:
                     # Let the reading task close, so that the closing handshake can
                     # complete: aiohttp drops the TCP connection at once when a close
                     # races a pending receive(), and the client then sees 1006.
-                    conn.expiry = code
-                    conn.reader.cancel()
+                    conn.stop_reader(code)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade to WebSocket and serve one connection until it closes."""
@@ -105,8 +110,9 @@ class Gateway:
         # aiohttp refuses a message of max_msg_size bytes itself: +1 makes ours inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
                                    autoping=False, compress=False)
+        transport = request.transport  # read before the upgrade hands it over
         await ws.prepare(request)
-        conn = Connection(AiohttpSocket(ws), queue_size=self.settings.send_queue_size,
+        conn = Connection(AiohttpSocket(ws, transport), queue_size=self.settings.send_queue_size,
                           write_timeout=self.settings.write_timeout,
                           remote=request.remote or "")
         self.connections.add(conn)
@@ -117,17 +123,20 @@ class Gateway:
             if conn.expiry is None:
                 raise
             if reader is not None:
-                reader.uncancel()  # our watchdog's, not the server's: close and finish
+                reader.uncancel()  # our own (Connection.stop_reader): close and finish
             conn.close(conn.expiry, conn.expiry.name.lower())
         except ConnectionError:
             pass
         finally:
+            conn.reader = None  # from here on, nothing may cancel this task
             self.connections.discard(conn)
             if not conn.closed:
                 conn.close(ws.close_code or CloseCode.NORMAL)
-            await conn.wait_closed()
             self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
-            await self.service.disconnected(conn)
+            try:
+                await self.service.disconnected(conn)  # first: frees the user's slot
+            finally:
+                await conn.wait_closed()
         return ws
 
     async def _serve(self, ws: web.WebSocketResponse, conn: Connection) -> None:
@@ -166,6 +175,8 @@ class Gateway:
             except Exception:
                 log.exception("%s: internal error", conn.id)
                 svc.error(conn, frame.seq, ErrorCode.INTERNAL_ERROR, "internal error")
+            if conn.backlogged:  # pace a client that sends faster than it reads
+                await conn.drain()
 
     async def _dispatch(self, conn: Connection, frame: Frame) -> None:
         svc = self.service

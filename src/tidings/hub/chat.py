@@ -34,7 +34,7 @@ from tidings.protocol.messages import (
     SyncRequestPayload,
     SyncResponsePayload,
 )
-from tidings.store.base import AppendResult, NewMessage, Receipt, Store
+from tidings.store.base import AppendResult, NewMessage, Receipt, Store, StoredMessage
 from tidings.store.groupcommit import GroupCommitLog
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ChatService:
 
     def reply(self, conn: Connection, type_: int, seq: int, payload: object) -> None:
         """Send a reply in the connection's framing."""
-        conn.push(encode_frame(type_, seq, payload, binary=conn.binary))
+        conn.reply(encode_frame(type_, seq, payload, binary=conn.binary))
 
     def error(self, conn: Connection, seq: int, code: ErrorCode, message: str) -> None:
         """Send ``MsgError`` with the request's seq."""
@@ -100,7 +100,13 @@ class ChatService:
             success=True, user_id=conn.user_id, device_id=conn.device_id))
         log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
                  conn.device_id, conn.remote)
-        await self._catch_up(conn)
+        try:
+            await self._catch_up(conn)
+        except Exception:
+            # Never leave a registered connection that will not get its backlog.
+            log.exception("%s: backlog replay failed", conn.id)
+            conn.close(CloseCode.INTERNAL_ERROR, "backlog replay failed")
+            return False
         if first:
             await self.presence.announce(conn.user_id)
         return True
@@ -122,10 +128,8 @@ class ChatService:
         by id, so nothing is missed or sent twice.
         """
         after = await self.store.get_cursor(conn.user_id, conn.device_id)
-        size = self.settings.sync_page_size
         while not conn.closed:
-            page = await self.store.messages_for_device(conn.user_id, conn.device_id, after, size)
-            has_more = len(page) == size
+            page, has_more = await self._page(conn, after)
             await conn.send(encode_frame(MsgType.SYNC_RSP, 0, SyncResponsePayload(
                 [to_wire(m) for m in page], has_more), binary=conn.binary))
             conn.last_seen = asyncio.get_running_loop().time()  # progress is not idleness
@@ -146,6 +150,9 @@ class ChatService:
     async def chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         """Store a chat; ``ChatAck`` (or ``MsgError``) follows once it is durable."""
         self.metrics.messages_in.inc()
+        if "\x00" in payload.content:  # PostgreSQL text cannot hold NUL: refuse it everywhere
+            self.error(conn, seq, ErrorCode.INVALID_PAYLOAD, "content may not contain NUL")
+            return
         if payload.to not in self._known_users:
             if await self.store.get_user(payload.to) is None:
                 self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")
@@ -234,12 +241,23 @@ class ChatService:
         after = payload.last_message_id
         if 0 < after <= conn.highest_sent_id:
             await self._confirm(conn, after)
-        size = self.settings.sync_page_size
-        page = await self.store.messages_for_device(conn.user_id, conn.device_id, after, size)
+        page, has_more = await self._page(conn, after)
         if page:
             conn.synced_id = max(conn.synced_id, page[-1].id)
         await conn.send(encode_frame(MsgType.SYNC_RSP, seq, SyncResponsePayload(
-            [to_wire(m) for m in page], len(page) == size), binary=conn.binary))
+            [to_wire(m) for m in page], has_more), binary=conn.binary))
+
+    async def _page(self, conn: Connection, after: int) -> tuple[list[StoredMessage], bool]:
+        """One sync page: at most sync_page_size messages, and no bigger than a frame
+        may be (clients enforce the same limit we do), but never empty if any remain."""
+        size = self.settings.sync_page_size
+        rows = await self.store.messages_for_device(conn.user_id, conn.device_id, after, size)
+        budget = self.settings.max_frame_bytes - 1024  # room for the envelope
+        for n, m in enumerate(rows):
+            budget -= len(m.content.encode()) + 128  # + the other fields, generously
+            if budget < 0 and n > 0:
+                return rows[:n], True
+        return rows, len(rows) == size
 
     async def set_presence(self, conn: Connection, seq: int, payload: PresencePayload) -> None:
         """The user chose a status."""

@@ -92,7 +92,7 @@ def decode_frame(data: bytes | str) -> Frame:
             return Frame(env.type, env.seq, bytes(env.payload), binary=False)
         benv = _bin_envelope.decode(data)
         return Frame(benv.type, benv.seq, benv.payload or b"", binary=True)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"bad envelope: {exc}") from None
 
 
@@ -113,7 +113,7 @@ def decode_payload(frame: Frame) -> Payload | None:
     data = frame.payload or (_EMPTY_JSON if not frame.binary else _EMPTY_MAP)
     try:
         payload: Payload = decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     return payload
 
@@ -138,7 +138,7 @@ def decode_server_frame(data: bytes | str) -> tuple[int, int, dict[str, Any]]:
     try:
         decoded = (msgspec.msgpack.decode(frame.payload) if frame.binary
                    else msgspec.json.decode(frame.payload))
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     if not isinstance(decoded, dict):
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "payload is not a map")

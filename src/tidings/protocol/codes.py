@@ -63,6 +63,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down; reconnect
     MESSAGE_TOO_BIG = 1009  # frame over max_frame_bytes
+    INTERNAL_ERROR = 1011  # the server could not replay the backlog; reconnect
     AUTH_FAILED = 4401  # bad, expired or revoked token; do not retry with it
     AUTH_TIMEOUT = 4408  # no MsgAuth within auth_timeout
     TOO_MANY_CONNECTIONS = 4409  # per-user connection limit reached

@@ -12,7 +12,8 @@ import msgspec
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 OptionalId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+# NUL is refused in identifiers: PostgreSQL text cannot hold it.
+ShortText = Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[^\x00]*\Z")]
 ChatType = Literal["text", "voice", "image"]
 DeliveryStatus = Literal["sent", "delivered", "read"]
 PresenceStatus = Literal["online", "offline", "away"]

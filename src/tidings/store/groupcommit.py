@@ -74,8 +74,16 @@ class GroupCommitLog:
             if self._observe is not None:
                 self._observe(len(batch), time.perf_counter() - started)
         except Exception as exc:
-            # Nothing in this batch was acknowledged: senders get an error and retry.
-            log.error("append of %d messages failed: %s", len(batch), exc)
+            if len(batch) > 1:
+                # One bad message must not fail its neighbours: commit them one by one,
+                # in order, so only the culprit (or all, if the store is down) fails.
+                log.warning("append of %d messages failed (%s); retrying one by one",
+                            len(batch), exc)
+                for item in batch:
+                    await self._commit([item])
+                return
+            # Nothing was acknowledged: the sender gets an error and may retry.
+            log.error("append failed: %s", exc)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
