@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARGS   ?=
 
-.PHONY: serve test lint check clean
+JS      = clients/js
+
+.PHONY: serve test test-js lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +25,23 @@ serve: $(VENV)/.installed
 	$(BIN)/tidings serve $(ARGS)
 
 ## test: install dev dependencies and the binaries tests need, run the whole suite
+##       (pytest, then the JavaScript client's tests under Node's test runner)
 test: $(VENV)/.dev
 	scripts/test-deps
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(ARGS)
+	$(MAKE) test-js
+
+$(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+
+## test-js: the JavaScript client (clients/js) against a real `tidings serve` (Node >= 20)
+test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
+	cd $(JS) && TIDINGS_BIN=$(abspath $(BIN))/tidings \
+		node --experimental-websocket --test --test-concurrency=1 test/*.test.js
 
 ## lint: ruff and mypy
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 check: lint test
@@ -41,5 +53,29 @@ autobahn: $(VENV)/.installed
 	$(BIN)/python -c 'import kosoku' 2>/dev/null || $(BIN)/pip install --quiet 'kosoku==0.1.0'
 	$(BIN)/python -m tests.compliance.run $(ARGS)
 
+.PHONY: chaos
+## chaos: long fault runs with the delivery ledger (kill -9, SIGTERM, PostgreSQL restarts,
+##        a 2 000-client reconnect storm); rewrites the table in docs/reliability.md
+chaos: $(VENV)/.dev
+	scripts/test-deps
+	$(BIN)/python -m tests.chaos.soak $(ARGS)
+
+.PHONY: fuzz
+## fuzz: property tests of the frame decoder and payload validation with 20 000 examples each
+fuzz: $(VENV)/.dev
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/property -q $(ARGS)
+
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules
+
+.PHONY: bench bench-quick
+## bench: every benchmark scenario against every peer, 3 repetitions (about 20 min); writes
+##        bench/results/<date>-<scenario>.json and appends a table to docs/benchmarks.md
+bench: $(VENV)/.installed
+	PY=$(BIN)/python bench/install.sh
+	$(BIN)/python -m bench $(ARGS)
+
+## bench-quick: a smoke run under 60 s (small sizes, Node ws as the only peer); records nothing
+bench-quick: $(VENV)/.installed
+	PY=$(BIN)/python bench/install.sh quick
+	$(BIN)/python -m bench --quick --no-docs --out $${TMPDIR:-/tmp}/tidings-bench-quick $(ARGS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import PostgresServer
+from tests.support.services import PostgresServer, RedisServer
 from tidings.store import Store, open_store
 
 BACKENDS = ["sqlite", "postgres"]
@@ -23,6 +23,31 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis server for the whole run (started only if a test needs it).
+    Tests that use it flush it first (``redis_url``)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of the session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
 
 
 @pytest.fixture(params=BACKENDS)

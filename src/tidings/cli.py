@@ -13,6 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tidings import __version__
+from tidings.cli_broker import add_broker_commands, publish, token_list, token_revoke
 from tidings.config import HELP, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
     for name in names:
         default = getattr(defaults, name)
         shown = ",".join(default) if isinstance(default, list) else default
+        if isinstance(default, dict):  # namespaces: JSON on the command line
+            shown = "room, user, broadcast and '' (see docs/protocol.md)"
         help_ = f"{HELP[name]} [env TIDINGS_{name.upper()}; default: {shown!r}]"
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
@@ -73,8 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="cli", help="a label for the token")
     create.add_argument("--device-id", dest="token_device", help="bind the token to a device")
     create.add_argument("--ttl", type=float, default=None, help="lifetime in seconds")
+    create.add_argument("--scopes", default=None,
+                        help="comma-separated scopes: admin, publish:<pattern>, "
+                             "subscribe:<pattern> (default: every right of the user)")
+    create.add_argument("--device-info", action="append", default=[], metavar="KEY=VALUE",
+                        help="device information (repeatable), e.g. platform=linux")
     create.add_argument("--config", help="TOML file of settings")
     _add_settings(create, ["database_url", "token_ttl"])
+    add_broker_commands(sub, token, _add_settings)
+
+    desks = sub.add_parser("desks", help="the desk map (seed 000)").add_subparsers(
+        dest="action", required=True)
+    demo = desks.add_parser("demo", help="load a demo building: floors, departments, "
+                                         "employees and desks")
+    demo.add_argument("--building", default="HQ", help="building name [default: HQ]")
+    demo.add_argument("--floors", type=int, default=3, help="floors [default: 3]")
+    demo.add_argument("--desks-per-floor", type=int, default=100,
+                      help="desks on each floor [default: 100]")
+    demo.add_argument("--config", help="TOML file of settings")
+    _add_settings(demo, ["database_url"])
     return parser
 
 
@@ -84,8 +104,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
+    from tidings.security import RedactSecrets
+
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
 
 
 def _open_store(url: str) -> Store:
@@ -113,10 +137,26 @@ async def _serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_signal, stop, sig)
     await stop.wait()
-    log.info("shutting down")
-    await server.stop()
+    # The drain keeps within shutdown_timeout; the bound here covers a store or bus
+    # that hangs while closing (what was acknowledged is durable already).
+    try:
+        async with asyncio.timeout(settings.shutdown_timeout):
+            await server.stop()
+    except TimeoutError:
+        raise SystemExit("tidings: shutdown did not finish in time; exiting anyway") from None
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if not stop.is_set():
+        log.info("%s received: shutting down (draining; a second signal exits at once)",
+                 sig.name)
+        stop.set()
+        return
+    log.warning("%s again: exiting without draining", sig.name)
+    logging.shutdown()
+    os._exit(1)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -154,12 +194,62 @@ async def _token_create(settings: Settings, args: argparse.Namespace) -> None:
             raise SystemExit(f"tidings: no user {args.user!r}")
         ttl_ms = None if args.ttl is None else int(args.ttl * 1000)
         token, expires_at = await Authenticator(store, settings).issue(
-            user.id, name=args.name, device_id=args.token_device, ttl_ms=ttl_ms)
+            user.id, name=args.name, device_id=args.token_device, ttl_ms=ttl_ms,
+            scopes=_scopes(args.scopes), device_info=_device_info(args.device_info))
         print(token)
         print(f"user {user.username} (id {user.id}); expires at {expires_at} ms; "
               "shown once, store it now", file=sys.stderr)
     finally:
         await store.close()
+
+
+def _scopes(raw: str | None) -> tuple[str, ...] | None:
+    """``--scopes`` as a tuple; exit on an invalid scope."""
+    from tidings.channels.access import valid_scope
+
+    if raw is None:
+        return None
+    scopes = tuple(s.strip() for s in raw.split(",") if s.strip())
+    for scope in scopes:
+        if not valid_scope(scope):
+            raise SystemExit(f"tidings: invalid scope {scope!r}: use admin, "
+                             "publish:<pattern> or subscribe:<pattern>")
+    return scopes
+
+
+def _device_info(pairs: list[str]) -> dict[str, str]:
+    """``--device-info KEY=VALUE`` options as a dict; exit on a malformed one."""
+    info: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"tidings: --device-info wants KEY=VALUE, got {pair!r}")
+        info[key] = value
+    return info
+
+
+async def _desks_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from tidings.apps.desks.db import open_desk_db
+    from tidings.apps.desks.demo import DemoExists, load_demo
+
+    if not 1 <= args.floors <= 100 or not 1 <= args.desks_per_floor <= 1000:
+        raise SystemExit("tidings: --floors must be in [1, 100], --desks-per-floor in [1, 1000]")
+    store = _open_store(settings.database_url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    db = open_desk_db(settings.database_url)
+    try:
+        made = await load_demo(db, building=args.building, floors=args.floors,
+                               desks_per_floor=args.desks_per_floor)
+    except DemoExists as exc:
+        raise SystemExit(f"tidings: {exc}") from None
+    finally:
+        await db.close()
+    print(f"building {args.building!r} (id {made['building_id']}): {made['floors']} floors, "
+          f"{made['departments']} departments, {made['employees']} employees, "
+          f"{made['workstations']} workstations")
 
 
 def _check_username(name: str) -> None:
@@ -208,6 +298,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"tidings: {exc}") from None
     _configure_logging(settings.log_level)
     if args.command == "serve":
+        from tidings import workers
+
+        problem = workers.check(settings)
+        if problem:
+            raise SystemExit(f"tidings: {problem}")
+        if settings.workers > 1 and not workers.is_worker():
+            _run(_migrate(settings))  # once, before the workers race to do it
+            raise SystemExit(workers.supervise(
+                list(sys.argv[1:] if argv is None else argv), settings.workers))
         _run(_serve(settings))
     elif args.command == "migrate":
         _run(_migrate(settings))
@@ -216,5 +315,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         password = args.password or os.environ.get("TIDINGS_PASSWORD") or getpass.getpass()
         _check_password(password)
         _run(_user_add(settings, args.name, password))
+    elif args.command == "desks":
+        _run(_desks_demo(settings, args))
+    elif args.command == "publish":
+        _run(publish(args))
+    elif args.action == "list":
+        _run(token_list(settings, args, _open_store))
+    elif args.action == "revoke":
+        _run(token_revoke(settings, args, _open_store))
     else:
         _run(_token_create(settings, args))

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from tidings.channels.namespaces import Namespace, default_namespaces
+
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """All Tidings settings with their defaults."""
@@ -40,13 +42,34 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 1 << 20
     log_level: str = "info"
     test_endpoints: bool = False
+    # channels (broker, seed 003)
+    namespaces: dict[str, Namespace] = msgspec.field(default_factory=default_namespaces)
+    max_subscriptions: int = 100
+    max_publication_bytes: int = 65536
+    http_rate_limit: float = 50.0
+    http_rate_burst: int = 200
+    # collaborative editing (seed 002)
+    takeover_timeout: float = 30.0
+    editing_session_ttl: float = 60.0
+    editing_sweep_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # desk map (seed 000)
+    cache_url: str = ""
+    cache_ttl: float = 30.0
+    admin_users: list[str] = msgspec.field(default_factory=list)
+    # cluster
+    heartbeat_interval: float = 5.0
+    node_timeout: float = 15.0
+    workers: int = 1
 
 
 HELP: dict[str, str] = {
     "host": "address to listen on",
     "port": "TCP port to listen on (0 picks a free one)",
     "database_url": "store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
-    "bus_url": "bus between nodes: memory://",
+    "bus_url": "bus between nodes: memory://, redis://HOST:PORT/DB or postgresql://...",
     "jwt_secret": "accept HS256 JWTs signed with this secret (sub = user id)",
     "jwt_public_key_file": "accept RS256 JWTs verified with this PEM public key",
     "token_ttl": "lifetime of access tokens issued by /api/v1/auth/login, seconds",
@@ -63,8 +86,33 @@ HELP: dict[str, str] = {
                        "origins and clients without Origin are always allowed",
     "max_body_bytes": "largest accepted HTTP request body, bytes (413 above)",
     "log_level": "debug, info, warning or error",
+    "namespaces": "channel namespaces as JSON or a TOML table: {\"room\": {\"subscribe\": "
+                  "\"any\", \"publish\": \"any\", \"history_size\": 1000, \"history_ttl\": "
+                  "86400, \"presence\": true}, …}; replaces the defaults",
+    "max_subscriptions": "channels one connection may subscribe to",
+    "max_publication_bytes": "largest publication data (JSON-encoded), bytes",
+    "http_rate_limit": "HTTP API requests per second per token (token bucket refill)",
+    "http_rate_burst": "HTTP API token bucket size per token",
     "test_endpoints": "also serve test-only endpoints (the WebSocket echo at /test/echo "
                       "for protocol-compliance runs); never enable in production",
+    "takeover_timeout": "seconds an editor has to answer a takeover request before it expires",
+    "editing_session_ttl": "seconds an editing session lives without a heartbeat (an open "
+                           "editing WebSocket counts as one)",
+    "editing_sweep_interval": "seconds between two runs of the job expiring takeover "
+                              "requests and dropping silent editing sessions",
+    "shutdown_timeout": "seconds SIGTERM may take to drain (flush, close connections "
+                        "with 1001) before the node exits anyway",
+    "tls_cert_file": "serve HTTPS and wss:// with this PEM certificate (chain); "
+                     "needs tls_key_file",
+    "tls_key_file": "PEM private key (unencrypted) of tls_cert_file",
+    "cache_url": "redis://HOST:PORT/DB caching the desk map's read-heavy lists (empty: off)",
+    "cache_ttl": "seconds a cached desk list lives at most (it is dropped on any change)",
+    "admin_users": "usernames allowed to use the operator dashboard and /api/v1/admin/*",
+    "heartbeat_interval": "seconds between a node's heartbeats in the cluster registry",
+    "node_timeout": "seconds after its last heartbeat that a node counts as dead (its "
+                    "users go offline, its connection slots free up)",
+    "workers": "serve: start this many nodes sharing the port (SO_REUSEPORT); needs a "
+               "redis:// or postgresql:// bus",
 }
 
 
@@ -78,7 +126,12 @@ def _env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _split(name: str, raw: str) -> Any:
-    if name == "allowed_origins":
+    if name == "namespaces":
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid setting: namespaces is not JSON: {exc}") from None
+    if name in ("allowed_origins", "admin_users"):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 

@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import secrets
 import socket
 import time
 
 from aiohttp import web
 
-from tidings.api.errors import MAX_BODY_BYTES, errors_middleware
+from tidings.api import users
+from tidings.api.cluster import add_cluster_routes
+from tidings.api.errors import (
+    BODY_TIMEOUT,
+    MAX_BODY_BYTES,
+    errors_middleware,
+    quiet_parser_errors,
+)
+from tidings.api.ratelimit import RATE_LIMITER, HttpRateLimiter
 from tidings.api.routes import SERVICE, STARTED, add_routes
+from tidings.api.tokens import add_token_routes
+from tidings.apps.desks.app import DeskApp
+from tidings.apps.editing.app import EditingApp
 from tidings.auth import Authenticator
+from tidings.auth.revocation import Revocations
 from tidings.bus import open_bus
+from tidings.channels.broker import Broker
+from tidings.channels.routes import add_channel_routes
+from tidings.cluster import open_registry
+from tidings.cluster.membership import Membership
 from tidings.config import Settings
 from tidings.gateway.websocket import Gateway
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
 from tidings.metrics import Metrics
-from tidings.protocol.codes import CloseCode
+from tidings.protocol.codes import MsgType
+from tidings.security import add_security_headers, tls_context
+from tidings.shutdown import drain
 from tidings.store import open_store
+from tidings.web import admin, pages
+from tidings.web.traffic import TrafficMonitor
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +51,74 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.store = open_store(settings.database_url)
-        self.bus = open_bus(settings.bus_url)
+        self.bus = open_bus(settings.bus_url, node_id=self.node_id, metrics=self.metrics)
         self.hub = Hub(self.metrics)
+        if not self.bus.ordered:
+            self.hub.enable_gap_fill(self.store, page_size=settings.sync_page_size,
+                                     gap_timeout=1.0)
+        self.registry = open_registry(settings.bus_url, node_id=self.node_id,
+                                      address=f"{settings.host}:{settings.port}",
+                                      node_timeout=settings.node_timeout)
         self.service = ChatService(settings, self.store, self.bus, self.hub,
-                                   Authenticator(self.store, settings), self.metrics)
+                                   Authenticator(self.store, settings), self.metrics,
+                                   registry=self.registry)
+        self.membership = Membership(self.registry, self.hub, self.service.presence.announce,
+                                     self.metrics, interval=settings.heartbeat_interval)
         self.gateway = Gateway(self.service)
+        self.broker = Broker(self.service)
+        self.hub.listeners.append(self.broker.on_event)
+        self.gateway.handlers.update({MsgType.SUBSCRIBE: self.broker.ws_subscribe,
+                                      MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
+                                      MsgType.PUBLISH: self.broker.ws_publish})
+        self.gateway.on_disconnect.append(self.broker.disconnected)
+        self.revocations = Revocations(self.hub, self.store, self.bus)
+        self.hub.listeners.append(self.revocations.on_event)
+        self.editing: EditingApp | None = None
+        if settings.database_url.partition("://")[0].lower() in ("redis", "rediss"):
+            # Its tables need SQL: with the Redis store the editing API is not served.
+            log.warning("collaborative editing and the desk map are off: they need a SQLite "
+                        "or PostgreSQL store")
+        else:
+            self.editing = EditingApp(settings, self.bus, self.service.auth)
+            self.hub.listeners.append(self.editing.on_bus_event)
+            self.revocations.listeners.append(self.editing.sockets.close_tokens)
+        self.tls = tls_context(settings)  # before anything listens: a bad file stops here
+        self.desks: DeskApp | None = None
+        if self.editing is not None:  # the desk map needs SQL tables too
+            self.desks = DeskApp(settings, self.bus, self.service.auth, self.metrics,
+                                 self.broker)
+            self.hub.listeners.append(self.desks.on_bus_event)
+            self.revocations.listeners.append(self.desks.sockets.close_tokens)
+        self.traffic = TrafficMonitor(self.metrics)
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
         self.port = settings.port
 
     def _make_app(self) -> web.Application:
+        quiet_parser_errors()
         app = web.Application(middlewares=[errors_middleware],
                               client_max_size=self.settings.max_body_bytes)
         app[SERVICE] = self.service
         app[MAX_BODY_BYTES] = self.settings.max_body_bytes
+        app[BODY_TIMEOUT] = self.settings.idle_timeout
         app[STARTED] = time.monotonic()
+        add_security_headers(app, tls=self.tls is not None)
         app.router.add_get("/ws", self.gateway.handle)
         add_routes(app)
+        app[RATE_LIMITER] = HttpRateLimiter(self.settings.http_rate_limit,
+                                            self.settings.http_rate_burst)
+        add_channel_routes(app, self.broker)
+        add_token_routes(app, self.revocations)
+        if self.editing is not None:
+            self.editing.attach(app)
+        if self.desks is not None:
+            self.desks.attach(app)
+        users.add_routes(app)
+        admin.add_routes(app, self.settings, self.traffic)
+        pages.add_routes(app)
+        add_cluster_routes(app)
         if self.settings.test_endpoints:
             from tidings.gateway.echo import add_test_routes
 
@@ -57,16 +128,24 @@ class Server:
     @property
     def url(self) -> str:
         """Base HTTP URL of this node."""
-        return f"http://{self.settings.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
         """Migrate the store, start the bus and the commit log, and listen."""
         applied = await self.store.migrate()
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        await self.bus.start(self.hub.on_event)
+        await self.bus.start(self.hub.on_event, self.hub.on_gap)
+        if self.editing is not None:
+            await self.editing.start()
+        if self.desks is not None:
+            await self.desks.start()
         self.service.log.start()
+        self.broker.start()
+        self.revocations.start()
         self.gateway.start()
+        self.traffic.start()
         # keepalive_timeout also bounds a request that never completes its headers
         # (slowloris): aiohttp's default would hold such a socket for an hour.
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
@@ -75,30 +154,49 @@ class Server:
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.settings.workers > 1:  # siblings of `serve --workers N` share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((self.settings.host, self.settings.port))
         except OSError:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock, backlog=1024)
+        self.registry.address = f"{self.settings.host}:{self.port}"
+        try:
+            await self.membership.start()
+        except Exception as exc:  # e.g. Redis unreachable: a clear message, no traceback
+            sock.close()
+            where = self.settings.bus_url.split("@")[-1]  # no password in the message
+            raise OSError(f"cluster registry at {where}: {exc}") from exc
+        site = web.SockSite(self._runner, sock, backlog=1024, ssl_context=self.tls)
         await site.start()
         log.info("Tidings listening on %s (store %s, bus %s)", self.url,
                  self.settings.database_url.split("@")[-1], self.settings.bus_url)
+        self.app[admin.NODE_URL].append(self.url)
+        log.info("open %s/ (dashboard) or %s/demo/chat", self.url, self.url)
 
     async def stop(self) -> None:
-        """Tell clients to reconnect elsewhere (1001), flush the log and close."""
-        conns = list(self.gateway.connections)
-        for conn in conns:
-            conn.close(CloseCode.GOING_AWAY, "server shutting down")
-        if conns:
-            log.info("closing %d connections", len(conns))
-            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns],
-                               timeout=self.settings.write_timeout)
+        """Drain within ``shutdown_timeout`` (see :mod:`tidings.shutdown`: stop listening,
+        flush the log and outboxes, close connections with 1001), then release all."""
+        # Keep a few seconds of shutdown_timeout for releasing the runner, bus and store.
+        total = self.settings.shutdown_timeout
+        await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
+                    total - min(3.0, total / 4))
         await self.gateway.stop()
+        if self.desks is not None:
+            await self.desks.close()
+        await self.traffic.stop()
+        if self.editing is not None:
+            await self.editing.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.revocations.close()
+        await self.broker.close()
+        await self.membership.close()
         await self.service.close()
+        if self.hub.gap_fill is not None:
+            await self.hub.gap_fill.close()
         await self.bus.close()
         await self.store.close()
         log.info("Tidings stopped")

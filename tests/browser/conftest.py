@@ -167,6 +167,7 @@ class Page:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._events: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.console: list[str] = []  # console.* output and uncaught exceptions
+        self.errors: list[str] = []  # console.error, uncaught exceptions, browser log errors
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
@@ -182,10 +183,18 @@ class Page:
                     continue
                 method, params = data.get("method", ""), data.get("params", {})
                 if method == "Runtime.consoleAPICalled":
-                    self.console.append(" ".join(str(a.get("value", a.get("description")))
-                                                 for a in params.get("args", [])))
+                    text = " ".join(str(a.get("value", a.get("description")))
+                                    for a in params.get("args", []))
+                    self.console.append(text)
+                    if params.get("type") in ("error", "assert"):
+                        self.errors.append(text)
                 elif method == "Runtime.exceptionThrown":
                     self.console.append(str(params.get("exceptionDetails")))
+                    self.errors.append(str(params.get("exceptionDetails")))
+                elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                    entry = params["entry"]
+                    self.errors.append(f"{entry.get('source')}: {entry.get('text')} "
+                                       f"{entry.get('url', '')}")
                 for future in self._events.pop(method, []):
                     if not future.done():
                         future.set_result(params)

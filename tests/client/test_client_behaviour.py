@@ -381,7 +381,7 @@ async def test_presence_is_pushed_and_restored_after_a_reconnect(
     # without announcing anything): only the client setting it again says "away".
     await b_events.until(lambda e: e == PresenceChange(alice_id, "away"))
     assert [s.conn for s in tap.frames(MsgType.PRESENCE)] == [1, 2]
-    assert server.node.service.presence.status(alice_id) == "away"
+    assert await server.node.service.presence.status(alice_id) == "away"
 
 
 # -- errors from the server ----------------------------------------------------
@@ -599,7 +599,7 @@ async def test_client_rides_out_a_server_restart_on_the_same_database(
 
     await server.node.stop()
     got = await a_events.until(is_a(Disconnected))
-    assert got[-1] == Disconnected(1001, "server shutting down")
+    assert got[-1] == Disconnected(1001, "server shutting down; reconnect")
     sending = asyncio.create_task(alice.send_chat(bob_id, "during"))
     # Nothing listens behind the proxy: attempts are accepted and dropped, retried.
     await eventually(lambda: proxy.connects >= 6)

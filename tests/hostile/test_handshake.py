@@ -94,12 +94,9 @@ async def test_oversized_handshakes_are_refused_with_4xx_without_memory_growth(s
     pytest.param({}, "POST", (405,), "METHOD_NOT_ALLOWED", id="post"),
     pytest.param({"Upgrade": "", "Connection": "", "Sec-WebSocket-Key": "",
                   "Sec-WebSocket-Version": ""}, "GET", (400,), "BAD_REQUEST", id="plain-get"),
-    pytest.param({"Sec-WebSocket-Version": "8"}, "GET", (400, 426), None,
-                 id="obsolete-version-8", marks=pytest.mark.xfail(strict=True, reason=(
-                     "RFC 6455 §4.2.2/§4.4: only version 13 may be accepted (else 426 with "
-                     "Sec-WebSocket-Version: 13); aiohttp's WebSocketResponse._handshake "
-                     "also accepts the hybi drafts 7 and 8, so Gateway.handle upgrades them "
-                     "(101)"))),
+    # RFC 6455 §4.2.2/§4.4: only version 13; aiohttp alone would upgrade drafts 7 and 8.
+    pytest.param({"Sec-WebSocket-Version": "8"}, "GET", (426,), "UPGRADE_REQUIRED",
+                 id="obsolete-version-8"),
 ])
 async def test_bad_upgrade_is_refused_without_switching(server, http, headers, method,
                                                         statuses, code):
@@ -173,11 +170,12 @@ async def test_a_thousand_quick_connects_from_one_address(server, http):
 
 async def test_held_unauthenticated_connections_are_reaped_at_auth_timeout(server_factory,
                                                                           http):
-    server = await server_factory(auth_timeout=0.5)
+    # 2 s, not less: the bystander must authenticate within it on a loaded 2-core machine.
+    server = await server_factory(auth_timeout=2.0)
     held = list(await asyncio.gather(*(RawSocket.upgrade(server) for _ in range(300))))
     try:
         await assert_bystander_chats(server, http)
-        codes = await asyncio.gather(*(raw.close_code(4) for raw in held))
+        codes = await asyncio.gather(*(raw.close_code(6) for raw in held))
         assert set(codes) == {CloseCode.AUTH_TIMEOUT}
         await eventually(lambda: not server.node.gateway.connections, 3, "all released")
     finally:

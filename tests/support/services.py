@@ -339,12 +339,14 @@ class PostgresServer(_Service):
 
 
 class RedisServer(_Service):
-    """A private, non-persistent redis-server."""
+    """A private redis-server: non-persistent, or with ``appendonly`` an append-only
+    file synced on every write (what a Redis store needs to survive a restart)."""
 
     name = "redis"
 
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
         super().__init__()
+        self.appendonly = appendonly
         found = shutil.which("redis-server") or (
             "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
         if found is None:
@@ -359,7 +361,9 @@ class RedisServer(_Service):
     def _command(self) -> list[str]:
         assert self.dir is not None
         return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--save", "", "--daemonize", "no",
+                *(["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
+                  else ["--appendonly", "no"]),
                 "--dir", str(self.dir)]
 
     def _ready(self) -> bool:

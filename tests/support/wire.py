@@ -31,6 +31,7 @@ class Wire:
         self.device_id = ""
         self.replayed: list[dict[str, Any]] = []  # the backlog pushed after auth
         self.skipped_pushes: list[dict[str, Any]] = []  # MsgChatPush read while expecting else
+        self.skipped_presence: list[dict[str, Any]] = []  # MsgPresencePush likewise
 
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, url: str, *, binary: bool = True,
@@ -75,6 +76,8 @@ class Wire:
                 return seq, payload
             if t == MsgType.CHAT_PUSH:
                 self.skipped_pushes.append(payload)
+            elif t == MsgType.PRESENCE_PUSH:
+                self.skipped_presence.append(payload)
             assert t in skip, f"expected type {type_}, got {t} {payload}"
 
     async def auth(self, token: str, device_id: str | None = None) -> dict[str, Any]:

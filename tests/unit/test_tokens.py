@@ -192,3 +192,20 @@ async def test_with_both_keys_configured_either_kind_of_jwt_authenticates(
 def test_a_missing_public_key_file_fails_at_construction(tmp_path):
     with pytest.raises(OSError):
         Authenticator(None, Settings(jwt_public_key_file=str(tmp_path / "none.pem")))
+
+
+async def test_last_used_at_is_recorded_at_most_every_30_seconds(sqlite_store):
+    from tidings.auth.tokens import TOUCH_INTERVAL_MS, Authenticator
+    from tidings.config import Settings
+
+    user = await sqlite_store.create_user("toucher", "!")
+    auth = Authenticator(sqlite_store, Settings())
+    token, _ = await auth.issue(user.id)
+    await auth.verify(token)
+    first = (await sqlite_store.get_token(hash_token(token))).last_used_at
+    await auth.verify(token)
+    assert (await sqlite_store.get_token(hash_token(token))).last_used_at == first
+    row = await sqlite_store.get_token(hash_token(token))
+    await sqlite_store.touch_token(row.id, first - TOUCH_INTERVAL_MS)  # as if long ago
+    await auth.verify(token)
+    assert (await sqlite_store.get_token(hash_token(token))).last_used_at >= first

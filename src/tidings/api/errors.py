@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
+BODY_TIMEOUT: web.AppKey[float] = web.AppKey("body_timeout", float)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # HTTP statuses aiohttp raises itself, and the code our body gives them.
 _STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "BODY_TOO_LARGE",
-                 415: "UNSUPPORTED_MEDIA_TYPE", 422: "INVALID_BODY", 429: "RATE_LIMITED"}
+                 415: "UNSUPPORTED_MEDIA_TYPE", 422: "INVALID_BODY", 426: "UPGRADE_REQUIRED",
+                 429: "RATE_LIMITED"}
 
 
 class ApiError(Exception):
     """An error answered as JSON with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: Mapping[str, str] | None = None, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.close = close  # close the connection after answering
+        self.headers = headers  # e.g. Retry-After on a 429
 
 
 def error_response(status: int, code: str, message: str,
@@ -52,7 +59,12 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
     if (request.content_length or 0) > limit:
         raise ApiError(413, "BODY_TOO_LARGE", f"request body over {limit} bytes")
     try:
-        body = await request.read()
+        # aiohttp has no body read timeout: without one a client that declares more
+        # than it sends would hold its connection and this handler forever.
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT, 60.0)):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "BODY_TIMEOUT", "request body incomplete", close=True) from None
     except web.HTTPRequestEntityTooLarge as exc:
         raise ApiError(413, "BODY_TOO_LARGE", exc.text or "request body too large") from None
     try:
@@ -69,7 +81,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message, exc.headers)
+        if exc.close:  # and skip aiohttp's lingering read of the rest of the body
+            response.force_close()
+            request.protocol.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -84,3 +100,25 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+class _ParserErrorsAsOneLine(logging.Filter):
+    """aiohttp logs every request its parser refuses (bad request line, oversized
+    header, smuggling attempt) at ERROR with a traceback; anyone can send those, so
+    they become one WARNING line and cannot flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {exc.code} {exc.message}"
+            record.args = ()
+            record.exc_info = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_parser_errors() -> None:
+    """Install the filter on aiohttp's server logger (once per process)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ParserErrorsAsOneLine) for f in logger.filters):
+        logger.addFilter(_ParserErrorsAsOneLine())

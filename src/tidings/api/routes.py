@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.ratelimit import RATE_LIMITER
 from tidings.auth import AuthError, Identity, hash_password, verify_password
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import to_wire
@@ -40,15 +41,23 @@ STARTED: web.AppKey[float] = web.AppKey("started", float)
 
 
 async def authenticated(request: web.Request) -> Identity:
-    """The caller named by ``Authorization: Bearer <token>``, or 401."""
+    """The caller named by ``Authorization: Bearer <token>`` or ``X-API-Token: <token>``,
+    or 401; 429 when the token is over its rate limit."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "UNAUTHORIZED", "send Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not token.strip():
+        token = request.headers.get("X-API-Token", "")
+    if not token.strip():
+        raise ApiError(401, "UNAUTHORIZED",
+                       "send Authorization: Bearer <token> or X-API-Token: <token>")
     try:
-        return await request.app[SERVICE].auth.verify(token.strip())
+        identity = await request.app[SERVICE].auth.verify(token.strip())
     except AuthError as exc:
         raise ApiError(401, "UNAUTHORIZED", str(exc)) from None
+    limiter = request.app.get(RATE_LIMITER)
+    if limiter is not None:
+        limiter.check(f"t{identity.token_id}" if identity.token_id else f"u{identity.user_id}")
+    return identity
 
 
 def int_param(request: web.Request, name: str, default: int | None = None, *,
@@ -119,18 +128,22 @@ async def presence(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /api/health``: 200 if the store answers, else 503."""
+    """``GET /api/health``: 200 if the store answers and the bus is connected, else 503."""
     service = request.app[SERVICE]
     body: dict[str, object] = {
         "status": "ok",
         "uptime_seconds": round(time.monotonic() - request.app[STARTED], 3),
         "connections": sum(1 for _ in service.hub.all_connections()),
     }
+    body["bus"] = service.bus.health()
     try:
         await service.store.ping()
         body["store"] = "ok"
     except Exception as exc:
         body.update(status="degraded", store=f"error: {exc}")
+        return json_response(body, status=503)
+    if body["bus"] != "ok":  # this node cannot reach the others: send clients elsewhere
+        body["status"] = "degraded"
         return json_response(body, status=503)
     return json_response(body)
 

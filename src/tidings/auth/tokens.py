@@ -17,9 +17,11 @@ from pathlib import Path
 import jwt
 
 from tidings.config import Settings
-from tidings.store.base import Store, now_ms
+from tidings.store.base import Store, Token, now_ms
 
 TOKEN_PREFIX = "tdg_"  # noqa: S105 - a prefix, not a secret
+TOUCH_INTERVAL_MS = 30_000
+"""``last_used_at`` is recorded at most this often per token (milliseconds)."""
 
 
 class AuthError(Exception):
@@ -33,6 +35,7 @@ class Identity:
     user_id: int
     device_id: str | None = None
     token_id: int | None = None
+    scopes: tuple[str, ...] | None = None  # None: every right of the user (see channels/access)
 
 
 def hash_token(token: str) -> str:
@@ -58,13 +61,23 @@ class Authenticator:
             self._keys.append((Path(settings.jwt_public_key_file).read_bytes(), "RS256"))
 
     async def issue(self, user_id: int, *, name: str = "", device_id: str | None = None,
-                    ttl_ms: int | None = None) -> tuple[str, int]:
+                    ttl_ms: int | None = None, scopes: tuple[str, ...] | None = None,
+                    device_info: dict[str, str] | None = None) -> tuple[str, int]:
         """Create an opaque token; return it (shown once) and its expiry in ms."""
+        token, row = await self.issue_row(user_id, name=name, device_id=device_id,
+                                          ttl_ms=ttl_ms, scopes=scopes, device_info=device_info)
+        return token, row.expires_at or 0
+
+    async def issue_row(self, user_id: int, *, name: str = "", device_id: str | None = None,
+                        ttl_ms: int | None = None, scopes: tuple[str, ...] | None = None,
+                        device_info: dict[str, str] | None = None) -> tuple[str, Token]:
+        """Create an opaque token; return it (shown once) and its stored row."""
         token = new_token()
         expires_at = now_ms() + (self._ttl_ms if ttl_ms is None else ttl_ms)
-        await self._store.create_token(user_id, hash_token(token), name=name,
-                                       device_id=device_id, expires_at=expires_at)
-        return token, expires_at
+        row = await self._store.create_token(user_id, hash_token(token), name=name,
+                                             device_id=device_id, expires_at=expires_at,
+                                             scopes=scopes, device_info=device_info)
+        return token, row
 
     async def verify(self, token: str) -> Identity:
         """Return who ``token`` belongs to, or raise :class:`AuthError`."""
@@ -83,8 +96,11 @@ class Authenticator:
             raise AuthError("token revoked")
         if row.expires_at is not None and row.expires_at <= now:
             raise AuthError("token expired")
-        await self._store.touch_token(row.id, now)
-        return Identity(row.user_id, row.device_id, row.id)
+        if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL_MS:
+            # Not on every request: a script publishing 50 times a second would
+            # otherwise cost a write per publication on top of the publication itself.
+            await self._store.touch_token(row.id, now)
+        return Identity(row.user_id, row.device_id, row.id, row.scopes)
 
     async def _verify_jwt(self, token: str) -> Identity:
         last: Exception | None = None
@@ -104,5 +120,18 @@ class Authenticator:
             if await self._store.get_user(user_id) is None:
                 raise AuthError("unknown user")
             device = claims.get("device_id")
-            return Identity(user_id, device if isinstance(device, str) else None)
+            return Identity(user_id, device if isinstance(device, str) else None,
+                            scopes=_jwt_scopes(claims.get("scopes")))
         raise AuthError(f"invalid JWT: {last}")
+
+
+def _jwt_scopes(claim: object) -> tuple[str, ...] | None:
+    """The ``scopes`` claim: a list of strings or one space-separated string; absent
+    means every right of the user. Anything else grants nothing."""
+    if claim is None:
+        return None
+    if isinstance(claim, str):
+        return tuple(claim.split())
+    if isinstance(claim, list):
+        return tuple(s for s in claim if isinstance(s, str))
+    return ()

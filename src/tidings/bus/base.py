@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from tidings.store.base import StoredMessage
+from tidings.store.channels import Publication
 
 
 class ChatEvent(msgspec.Struct, tag="chat", tag_field="event", frozen=True):
@@ -31,15 +32,79 @@ class PushEvent(msgspec.Struct, tag="push", tag_field="event", frozen=True):
     payload: dict[str, Any]
 
 
-Event = ChatEvent | PushEvent
+class PublicationEvent(msgspec.Struct, tag="publication", tag_field="event", frozen=True):
+    """A publication was committed to its channel: deliver it to the subscribers."""
+
+    publication: Publication
+
+
+class ChannelPresenceEvent(msgspec.Struct, tag="channel_presence", tag_field="event",
+                           frozen=True):
+    """A connection joined (subscribed to) or left a channel whose namespace keeps presence."""
+
+    channel: str
+    change: str  # "join" or "leave"
+    user_id: int
+    device_id: str
+
+
+class RevokeEvent(msgspec.Struct, tag="revoke", tag_field="event", frozen=True):
+    """These tokens were revoked: close every live connection authenticated with one."""
+
+    token_ids: list[int]
+
+
+class EditingEvent(msgspec.Struct, tag="editing", tag_field="event", frozen=True):
+    """A collaborative-editing event (seed 002) for the WebSockets of these editing
+    sessions, on whichever node holds them: ``type`` is an ``EditingEventType``."""
+
+    session_ids: list[str]
+    type: str
+    data: dict[str, Any]
+
+
+class DeskChangeEvent(msgspec.Struct, tag="desk_change", tag_field="event", frozen=True):
+    """A row of the desk map (seed 000) changed: ``table`` is ``workstations``,
+    ``employees`` or ``departments``, ``op`` is ``INSERT``, ``UPDATE`` or ``DELETE``.
+
+    The same shape as the PostgreSQL trigger's NOTIFY payload; the rooms the row
+    was in (``old_*``) and is in get the event.
+    """
+
+    op: str
+    id: int
+    table: str = "workstations"
+    floor_id: int | None = None
+    department_id: int | None = None
+    old_floor_id: int | None = None
+    old_department_id: int | None = None
+    #: Names this change on every node alike (a PostgreSQL sequence value or a UUID),
+    #: so that the channel publications all nodes make of it are stored once.
+    key: str = ""
+
+
+# Remote backends encode any member of this union generically (bus/wire.py): a new
+# event type only needs a tag and a place here.
+Event = (ChatEvent | PushEvent | PublicationEvent | ChannelPresenceEvent | RevokeEvent
+         | EditingEvent | DeskChangeEvent)
 Handler = Callable[[Event], None]
+GapHandler = Callable[[], None]
 
 
 class Bus(abc.ABC):
-    """Publish/subscribe between nodes. Delivery order is publish order."""
+    """Publish/subscribe between nodes. Each node's events arrive in its publish order.
+
+    ``ordered`` is true only for a bus with a single publisher (``memory://``): its
+    chat events arrive in message id order, none missing. On a cluster bus events of
+    different nodes interleave and may be lost while a node is cut off; such a bus
+    calls ``on_gap`` after it reconnected, and the hub then reads from the store
+    what it may have missed (see hub/gapfill.py).
+    """
+
+    ordered: bool = False
 
     @abc.abstractmethod
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, on_gap: GapHandler | None = None) -> None:
         """Begin delivering every event published on the bus to ``handler``."""
 
     @abc.abstractmethod
@@ -49,3 +114,7 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop delivering and release resources."""
+
+    def health(self) -> str:
+        """``ok``, or why events may not be flowing right now (for /api/health)."""
+        return "ok"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from tidings.bus.base import Bus, Event, Handler
+from tidings.bus.base import Bus, Event, GapHandler, Handler
 
 
 class MemoryBus(Bus):
     """Delivers each event to the local handler synchronously, in publish order."""
 
+    ordered = True
+
     def __init__(self) -> None:
         self._handler: Handler | None = None
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, on_gap: GapHandler | None = None) -> None:
         """Remember the handler."""
         self._handler = handler
 

@@ -17,13 +17,17 @@ still waiting for their ``ChatAck``, and yields every chat message exactly once.
 from tidings.client._client import Client
 from tidings.client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
 from tidings.client._events import (
+    ChannelPresence,
     ChatAck,
     ChatMessage,
     Disconnected,
     Event,
     PresenceChange,
+    Publication,
+    PublishAck,
     Receipt,
     Reconnected,
+    Subscribed,
 )
 from tidings.client._reconnect import ReconnectPolicy
 from tidings.client._transport import AiohttpTransport, Connector, Transport, TransportClosed
@@ -31,6 +35,7 @@ from tidings.client._transport import AiohttpTransport, Connector, Transport, Tr
 __all__ = [
     "AiohttpTransport",
     "AuthError",
+    "ChannelPresence",
     "ChatAck",
     "ChatMessage",
     "Client",
@@ -40,9 +45,12 @@ __all__ = [
     "Disconnected",
     "Event",
     "PresenceChange",
+    "Publication",
+    "PublishAck",
     "Receipt",
     "ReconnectPolicy",
     "Reconnected",
+    "Subscribed",
     "TidingsError",
     "Transport",
     "TransportClosed",

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from tidings.client._channels import ChannelMethods, Channels
 from tidings.client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
 from tidings.client._events import (
     ChatAck,
@@ -51,7 +52,7 @@ log = logging.getLogger("tidings.client")
 T = TypeVar("T")
 
 
-class Client:
+class Client(ChannelMethods):
     """An async client for one device of one user.
 
     Use it as ``async with Client(url, token) as c:`` or call :meth:`connect`
@@ -93,6 +94,7 @@ class Client:
         self._seqs = itertools.count(time.time_ns() // 1000)
         self._pending = PendingRequests()
         self._events = EventStream()
+        self._channels = Channels(self._events)
         self._presence: PresenceStatus | None = None
         self._transport: Transport | None = None
         self._gen = 0
@@ -336,6 +338,8 @@ class Client:
         if self._presence is not None:
             await self._send_raw(transport, MsgType.PRESENCE, next(self._seqs),
                                  PresencePayload(status=self._presence))
+        for channel in self._channels.channels():
+            await self._send_subscribe(transport, channel)
         while unsent := self._pending.unsent(self._gen):
             for seq, pending in unsent:
                 pending.gen = self._gen
@@ -363,7 +367,7 @@ class Client:
 
     async def _dispatch(self, transport: Transport, type_: int, seq: int,
                         body: dict[str, Any]) -> None:
-        if self._pending.resolve(type_, seq, body):
+        if self._pending.resolve(type_, seq, body) or self._channels.handle(type_, seq, body):
             return
         if type_ == MsgType.ERROR:
             log.warning("server error for seq %d: %s", seq, body)
@@ -383,6 +387,7 @@ class Client:
         if not isinstance(error, ClientClosedError):
             self._failure = error
         self._pending.fail(error, everything=True)
+        self._channels.fail_all(error)
         self._connected.set()  # wake _wait_connected, which then raises
         self._events.end()
 

@@ -86,7 +86,57 @@ class Reconnected:
     attempts: int
 
 
-Event = ChatMessage | Receipt | PresenceChange | Disconnected | Reconnected
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A publication on a channel this client subscribed to (live or replayed).
+
+    ``user_id`` and ``device_id`` say who published (``device_id`` ``"http"`` for the
+    HTTP API and the CLI).
+    """
+
+    channel: str
+    offset: int
+    type: str
+    data: Any
+    user_id: int
+    device_id: str
+    created_at: int  # milliseconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The server confirmed a subscription: on :meth:`~tidings.client.Client.subscribe`
+    and again after every reconnect. ``recovered`` False means retention dropped
+    publications this client had not seen yet: they will not come."""
+
+    channel: str
+    offset: int
+    recovered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPresence:
+    """Someone subscribed to (``join``) or left (``leave``) a channel with presence."""
+
+    channel: str
+    event: str
+    user_id: int
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAck:
+    """The server stored a publication sent with :meth:`~tidings.client.Client.publish`
+    (``duplicate``: its idempotency key had already been used)."""
+
+    channel: str
+    offset: int
+    created_at: int
+    duplicate: bool
+
+
+Event = (ChatMessage | Receipt | PresenceChange | Disconnected | Reconnected | Publication
+         | Subscribed | ChannelPresence)
 """Everything :meth:`~tidings.client.Client.events` yields."""
 
 

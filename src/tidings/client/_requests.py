@@ -16,7 +16,7 @@ from tidings.protocol.messages import ErrorPayload, Payload
 T = TypeVar("T")
 
 REPLY_TYPE = {MsgType.CHAT: MsgType.CHAT_ACK, MsgType.SYNC_REQ: MsgType.SYNC_RSP,
-              MsgType.PING: MsgType.PONG}
+              MsgType.PING: MsgType.PONG, MsgType.PUBLISH: MsgType.PUBLISH_ACK}
 """The server frame type that answers each request type."""
 
 

@@ -99,10 +99,12 @@ class AiohttpTransport:
                 return str(msg.data)
             if msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
                 continue
-            reason = msg.extra if msg.type is aiohttp.WSMsgType.CLOSE else ""
-            if msg.type is aiohttp.WSMsgType.ERROR:
-                reason = str(msg.data)
-            raise TransportClosed(self._ws.close_code or ABNORMAL_CLOSURE, str(reason or ""))
+            if msg.type is aiohttp.WSMsgType.CLOSE and msg.data:
+                # The code the server sent: aiohttp's close_code turns into 1006 when the
+                # server drops TCP before our close reply is written (as a draining node may).
+                raise TransportClosed(int(msg.data), str(msg.extra or ""))
+            reason = str(msg.data) if msg.type is aiohttp.WSMsgType.ERROR else ""
+            raise TransportClosed(self._ws.close_code or ABNORMAL_CLOSURE, reason)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (once), wait for the answer, and release the session."""

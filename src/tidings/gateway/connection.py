@@ -6,6 +6,13 @@ on reconnect, since its cursor only moves on its own acks). Replies are never
 refused; instead the gateway stops reading a connection whose outbox is half
 full, so a client that pipelines requests is paced, not dropped. Sync pages
 wait for room, which is how a large backlog is paced.
+
+Writing: frames queued during one turn of the event loop are written together,
+in one ``write`` (one syscall) at the end of that turn — a group commit of many
+publications reaches each subscriber as one write, not one per frame; the kernel
+send path is where a busy node spends most of its time (docs/benchmarks.md). Only
+a socket whose kernel buffer is backed up gets a writer task, which waits for it
+to drain; an idle connection has no task of its own (memory per connection).
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import deque
 from typing import Protocol
 
 from tidings.protocol.codes import CloseCode
@@ -22,12 +28,24 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
+# Connections with frames to write at the end of this loop turn, per event loop: one
+# callback flushes them all (a callback per connection costs more than its write).
+_flush_due: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
+
+
+def _flush_all(loop: asyncio.AbstractEventLoop) -> None:
+    for conn in _flush_due.pop(loop, ()):
+        conn._flush()
+
 
 class Socket(Protocol):
     """What a connection needs from a WebSocket (the gateway adapts aiohttp to it)."""
 
     async def send(self, data: bytes, binary: bool) -> None:
         """Send one message; text messages are UTF-8 bytes."""
+
+    def write_now(self, frames: list[tuple[bytes, bool]]) -> bool:
+        """Write messages at once without waiting; False if the socket is backed up."""
 
     async def close(self, code: int, reason: str) -> None:
         """Close the WebSocket with a close code."""
@@ -45,6 +63,8 @@ class Connection:
         self.remote = remote
         self.user_id = 0
         self.device_id = ""
+        self.token_id: int | None = None  # the opaque token it authenticated with, if any
+        self.scopes: tuple[str, ...] | None = None  # that token's scopes (None: unrestricted)
         self.binary = True
         # Delivery state: pushes are buffered while the backlog is replayed, and
         # a chat push with an id at or below last_pushed_id was already sent.
@@ -62,10 +82,10 @@ class Connection:
         self._socket = socket
         self._queue_size = queue_size
         self._write_timeout = write_timeout
-        self._outbox: deque[tuple[bytes, bool]] = deque()
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._outbox: list[tuple[bytes, bool]] = []
+        self._flush_due = False  # a flush is scheduled for the end of this loop turn
+        self._room: asyncio.Event | None = None  # made when someone waits for room
+        self._writer: asyncio.Task[None] | None = None  # only while the socket is backed up
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -93,14 +113,19 @@ class Connection:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
         self._outbox.append((data, self.binary if binary is None else binary))
-        self._wakeup.set()
+        self._schedule_flush()
         return True
 
     def reply(self, data: bytes) -> None:
         """Queue an answer to the client's own request (never refused: see module doc)."""
         if not self.closed:
             self._outbox.append((data, self.binary))
-            self._wakeup.set()
+            self._schedule_flush()
+
+    @property
+    def full(self) -> bool:
+        """True when a live push would overflow the outbox (and close the connection)."""
+        return len(self._outbox) >= self._queue_size
 
     @property
     def backlogged(self) -> bool:
@@ -110,8 +135,7 @@ class Connection:
     async def send(self, data: bytes, binary: bool | None = None) -> None:
         """Queue a frame, waiting while the outbox is full."""
         while len(self._outbox) >= self._queue_size and not self.closed:
-            self._room.clear()
-            await self._room.wait()
+            await self._wait_for_room()
         self.push(data, binary)
 
     def close(self, code: int, reason: str = "") -> None:
@@ -121,8 +145,9 @@ class Connection:
         self.closed = True
         self.close_code = code
         self._outbox.clear()
-        self._room.set()
-        self._writer.cancel()
+        self._made_room()
+        if self._writer is not None:
+            self._writer.cancel()
         self._closing = asyncio.get_running_loop().create_task(self._close_socket(code, reason))
 
     async def wait_closed(self) -> None:
@@ -134,9 +159,13 @@ class Connection:
 
     async def drain(self) -> None:
         """Wait until everything queued has been written (or the connection closed)."""
-        while self._outbox and not self.closed:
-            self._room.clear()
-            await self._room.wait()
+        while (self._outbox or self.write_started) and not self.closed:
+            await self._wait_for_room()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, closing handshake or not (shutdown's last resort)."""
+        self.close(CloseCode.GOING_AWAY)
+        self._socket.abort()
 
     def stop_reader(self, why: CloseCode) -> None:
         """Wake the task reading this socket so that it finishes (see Gateway.handle)."""
@@ -158,24 +187,62 @@ class Connection:
             # A reader parked in receive() must not keep a closed connection registered.
             self.stop_reader(CloseCode.GOING_AWAY)
 
+    async def _wait_for_room(self) -> None:
+        if self._room is None:
+            self._room = asyncio.Event()
+        self._room.clear()
+        await self._room.wait()
+
+    def _made_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_due and self._writer is None:
+            self._flush_due = True
+            loop = asyncio.get_running_loop()
+            due = _flush_due.get(loop)
+            if due is None:  # the first connection with frames this turn: one callback
+                due = _flush_due[loop] = []
+                loop.call_soon(_flush_all, loop)
+            due.append(self)
+
+    def _flush(self) -> None:
+        """Write everything queued in one go, unless the socket is backed up."""
+        self._flush_due = False
+        if self.closed or self._writer is not None or not self._outbox:
+            return
+        try:
+            written = self._socket.write_now(self._outbox)
+        except Exception as exc:
+            self._write_failed(exc)
+            return
+        if written:
+            self._outbox.clear()
+            self._made_room()
+        else:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
     async def _write_loop(self) -> None:
+        # Only while the kernel buffer is full: one frame at a time, each write
+        # waiting for the socket to drain (the watchdog times a stuck write out).
         outbox = self._outbox
         loop = asyncio.get_running_loop()
         try:
-            while True:
-                if not outbox:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                data, binary = outbox.popleft()
+            while outbox and not self.closed:
+                data, binary = outbox.pop(0)
                 self.write_started = loop.time()
                 await self._socket.send(data, binary)
                 self.write_started = 0.0
                 if len(outbox) < self._queue_size:
-                    self._room.set()
+                    self._made_room()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.debug("%s write failed: %s", self.id, exc)
-            self.closed = True
-            self._room.set()
+            self._write_failed(exc)
+        self._writer = None
+
+    def _write_failed(self, exc: Exception) -> None:
+        log.debug("%s write failed: %s", self.id, exc)
+        self.closed = True
+        self._made_room()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -29,6 +32,24 @@ from tidings.protocol.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
+RequestHandler = Callable[[Connection, int, Any], Awaitable[None]]
+"""Handles one decoded client frame: (connection, seq, payload)."""
+
+
+# Past this many unsent bytes in the kernel-side buffer, frames go through aiohttp one by
+# one, waiting for the socket to drain (uvloop's default high-water mark).
+WRITE_BUFFER_LIMIT = 64 * 1024
+
+
+def frame_header(length: int, binary: bool) -> bytes:
+    """The header of one unmasked, final server frame (RFC 6455 §5.2)."""
+    first = 0x82 if binary else 0x81
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
 
 class AiohttpSocket:
     """Adapts :class:`aiohttp.web.WebSocketResponse` to the connection's Socket."""
@@ -43,6 +64,26 @@ class AiohttpSocket:
         """Write one message frame."""
         await self._ws.send_frame(data, WSMsgType.BINARY if binary else WSMsgType.TEXT)
 
+    def write_now(self, frames: list[tuple[bytes, bool]]) -> bool:
+        """Write every frame in one ``transport.write``, unless the socket is backed up.
+
+        aiohttp writes each frame with a write of its own (one syscall each); joining
+        the frames of one loop turn is what makes fan-out cheap (docs/benchmarks.md).
+        Server frames are unmasked and uncompressed here (``compress=False``), so a
+        frame is a 2-10 byte header and the payload, as RFC 6455 §5.2 lays out.
+        """
+        transport = cast(asyncio.Transport | None, self._transport)
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("socket closed")
+        if self._ws.closed or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            return False
+        parts: list[bytes] = []
+        for data, binary in frames:
+            parts.append(frame_header(len(data), binary))
+            parts.append(data)
+        transport.write(b"".join(parts))
+        return True
+
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame with ``code``."""
         await self._ws.close(code=code, message=reason.encode())
@@ -54,10 +95,20 @@ class AiohttpSocket:
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
-    """Browsers send Origin; a page from another site may open /ws only if listed."""
-    if not origin or "*" in allowed or origin in allowed:
+    """Browsers send Origin; a page from another site may open /ws only if listed.
+
+    Origins compare without case and without a trailing slash (a listed
+    ``https://Chat.example.com/`` matches the ``https://chat.example.com`` browsers send).
+    """
+    if not origin or "*" in allowed:
         return True
-    return bool(host) and urlsplit(origin).netloc == host
+    if _origin_key(origin) in {_origin_key(a) for a in allowed}:
+        return True
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _origin_key(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
 
 
 class Gateway:
@@ -67,7 +118,22 @@ class Gateway:
         self.service = service
         self.settings = service.settings
         self.connections: set[Connection] = set()  # all, authenticated or not
+        # Features beside chat register their client types and clean-up here.
+        self.handlers: dict[int, RequestHandler] = {}
+        self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         self._watchdog: asyncio.Task[None] | None = None
+        self.draining = False  # set by stop_taking_frames(): frames are read, not handled
+        self._handling = 0  # frames being handled right now, on all connections
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def stop_taking_frames(self) -> None:
+        """Shutting down: from now on frames are read but not handled (see shutdown.py)."""
+        self.draining = True
+
+    async def idle(self) -> None:
+        """Wait until no frame is being handled."""
+        await self._idle.wait()
 
     def start(self) -> None:
         """Start the timeout watchdog."""
@@ -107,6 +173,9 @@ class Gateway:
                               self.settings.allowed_origins):
             raise ApiError(403, "ORIGIN_NOT_ALLOWED",
                            f"origin {request.headers.get('Origin')!r} may not open /ws")
+        version = request.headers.get("Sec-WebSocket-Version", "").strip()
+        if version and version != "13":  # aiohttp would also upgrade hybi drafts 7 and 8
+            raise web.HTTPUpgradeRequired(headers={"Sec-WebSocket-Version": "13"})
         # aiohttp refuses a message of max_msg_size bytes itself: +1 makes ours inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
                                    autoping=False, compress=False)
@@ -134,10 +203,20 @@ class Gateway:
                 conn.close(ws.close_code or CloseCode.NORMAL)
             self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
             try:
-                await self.service.disconnected(conn)  # first: frees the user's slot
+                # Shielded: aiohttp cancels this task when the TCP connection drops, and
+                # the slot, presence and offline announcement must still be settled.
+                await asyncio.shield(self._disconnected(conn))
             finally:
                 await conn.wait_closed()
         return ws
+
+    async def _disconnected(self, conn: Connection) -> None:
+        for hook in self.on_disconnect:
+            try:
+                await hook(conn)
+            except Exception:
+                log.exception("%s: disconnect hook failed", conn.id)
+        await self.service.disconnected(conn)
 
     async def _serve(self, ws: web.WebSocketResponse, conn: Connection) -> None:
         svc = self.service
@@ -156,7 +235,7 @@ class Gateway:
                 log.info("%s protocol error: %s", conn.id, ws.exception())
                 conn.close(code, "protocol error")
                 return
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or self.draining:
                 continue
             if not conn.user_id:  # until auth fixes it, answer in the framing just used
                 conn.binary = msg.type == WSMsgType.BINARY
@@ -168,6 +247,8 @@ class Gateway:
             if not bucket.allow(conn.last_seen):
                 svc.error(conn, frame.seq, ErrorCode.RATE_LIMITED, "too many frames; slow down")
                 continue
+            self._handling += 1
+            self._idle.clear()
             try:
                 await self._dispatch(conn, frame)
             except ProtocolError as exc:
@@ -175,6 +256,10 @@ class Gateway:
             except Exception:
                 log.exception("%s: internal error", conn.id)
                 svc.error(conn, frame.seq, ErrorCode.INTERNAL_ERROR, "internal error")
+            finally:
+                self._handling -= 1
+                if not self._handling:
+                    self._idle.set()
             if conn.backlogged:  # pace a client that sends faster than it reads
                 await conn.drain()
 
@@ -187,6 +272,10 @@ class Gateway:
         payload = decode_payload(frame)
         if isinstance(payload, AuthPayload) and not conn.user_id:
             await svc.authenticate(conn, frame.seq, payload)
+            return
+        handler = self.handlers.get(frame.type)
+        if handler is not None:
+            await handler(conn, frame.seq, payload)
             return
         if isinstance(payload, ChatPayload):
             await svc.chat(conn, frame.seq, payload)

@@ -15,6 +15,8 @@ from collections import defaultdict
 
 from tidings.auth.tokens import Authenticator, AuthError
 from tidings.bus.base import Bus, ChatEvent, PushEvent
+from tidings.cluster.base import Registry
+from tidings.cluster.memory import MemoryRegistry
 from tidings.config import Settings
 from tidings.gateway.connection import Connection
 from tidings.hub.hub import Hub, to_wire
@@ -44,14 +46,16 @@ class ChatService:
     """Handlers for the client message types, shared by all connections of a node."""
 
     def __init__(self, settings: Settings, store: Store, bus: Bus, hub: Hub,
-                 auth: Authenticator, metrics: Metrics) -> None:
+                 auth: Authenticator, metrics: Metrics, *,
+                 registry: Registry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.hub = hub
         self.auth = auth
         self.metrics = metrics
-        self.presence = Presence(hub, store, bus)
+        self.registry = registry or MemoryRegistry(node_id="local", address="")
+        self.presence = Presence(self.registry, store, bus)
         self.log = GroupCommitLog(store, self._committed, observe=self._observe_commit)
         self._known_users: set[int] = set()  # users are never deleted: a safe cache
         self._ack_targets: dict[str, int] = {}  # conn id -> highest ack not yet stored
@@ -87,15 +91,27 @@ class ChatService:
             await self._refuse(conn, seq, ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
             return False
         limit = self.settings.max_connections_per_user
-        if self.hub.count(identity.user_id) >= limit:
+        try:  # the limit counts the user's connections on every node
+            claim = await self.registry.claim(identity.user_id, conn.id, limit)
+        except Exception as exc:
+            log.error("%s: cluster registry unavailable: %s", conn.id, exc)
+            await self._refuse(conn, seq, ErrorCode.INTERNAL_ERROR,
+                               "cluster registry unavailable; retry", CloseCode.INTERNAL_ERROR)
+            return False
+        if not claim.granted:
             await self._refuse(conn, seq, ErrorCode.TOO_MANY_CONNECTIONS,
                                f"at most {limit} connections per user",
                                CloseCode.TOO_MANY_CONNECTIONS)
             return False
+        if conn.closed:  # dropped while the registry answered: give the slot back
+            await self.registry.release(identity.user_id, conn.id)
+            return False
         conn.user_id = identity.user_id
         conn.device_id = payload.device_id or identity.device_id or uuid.uuid4().hex
+        conn.token_id, conn.scopes = identity.token_id, identity.scopes
         self._known_users.add(conn.user_id)
-        first = self.hub.add(conn)
+        self.hub.add(conn)
+        first = claim.live_before == 0  # the user's first connection in the cluster
         self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
             success=True, user_id=conn.user_id, device_id=conn.device_id))
         log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
@@ -142,7 +158,15 @@ class ChatService:
 
     async def disconnected(self, conn: Connection) -> None:
         """Forget a closed connection; announce offline if it was the user's last."""
-        if conn.user_id and self.hub.remove(conn):
+        if not conn.user_id or not self.hub.holds(conn):
+            return
+        self.hub.remove(conn)
+        try:
+            left = await self.registry.release(conn.user_id, conn.id)
+        except Exception as exc:  # the next heartbeat drops the entry instead
+            log.warning("%s: releasing the connection slot failed: %s", conn.id, exc)
+            return
+        if left == 0:
             await self.presence.went_offline(conn.user_id)
 
     # chat
@@ -161,10 +185,11 @@ class ChatService:
         message = NewMessage(conn.user_id, conn.device_id, payload.to, payload.type,
                              payload.content, seq)
         future = self.log.append(message)
-        future.add_done_callback(lambda f: self._chat_stored(conn, seq, message, f))
+        arrived = asyncio.get_running_loop().time()
+        future.add_done_callback(lambda f: self._chat_stored(conn, seq, message, f, arrived))
 
     def _chat_stored(self, conn: Connection, seq: int, sent: NewMessage,
-                     future: asyncio.Future[AppendResult]) -> None:
+                     future: asyncio.Future[AppendResult], arrived: float) -> None:
         if future.cancelled() or future.exception() is not None:
             self.error(conn, seq, ErrorCode.INTERNAL_ERROR, "message not stored; send it again")
             return
@@ -175,6 +200,7 @@ class ChatService:
                        f"seq {seq} was used by message {stored.id} with other content")
             return
         self.reply(conn, MsgType.CHAT_ACK, seq, ChatAckPayload(stored.id, stored.created_at))
+        self.metrics.chat_acked(asyncio.get_running_loop().time() - arrived)
 
     def _observe_commit(self, size: int, seconds: float) -> None:
         self.metrics.commit_batch.observe(size)

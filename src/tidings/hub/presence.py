@@ -1,15 +1,17 @@
 """Presence: online, away or offline, and who is told.
 
-A user is online from their first connection until their last one closes or
-times out; ``MsgPresence`` sets away (or online again). A change is pushed to
-the user's *peers* — users they have exchanged at least one message with —
-who are online, and to the user's own other connections.
+A user is online from their first connection on any node until their last one
+closes, times out, or dies with its node; ``MsgPresence`` sets away (or online
+again). Connections and chosen statuses live in the cluster registry
+(``tidings.cluster``), so every node answers alike. A change is pushed to the
+user's *peers* — users they have exchanged at least one message with — and to
+the user's own other connections, through the bus, so it reaches every node.
 """
 
 from __future__ import annotations
 
 from tidings.bus.base import Bus, PushEvent
-from tidings.hub.hub import Hub
+from tidings.cluster.base import Registry
 from tidings.protocol.codes import MsgType
 from tidings.store.base import Store
 
@@ -17,41 +19,44 @@ ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 
 
 class Presence:
-    """Statuses of the users connected to this node."""
+    """Statuses of users, as the cluster registry knows them."""
 
-    def __init__(self, hub: Hub, store: Store, bus: Bus) -> None:
-        self._hub = hub
+    def __init__(self, registry: Registry, store: Store, bus: Bus) -> None:
+        self._registry = registry
         self._store = store
         self._bus = bus
-        self._chosen: dict[int, str] = {}  # statuses set with MsgPresence
 
-    def status(self, user_id: int) -> str:
-        """The user's current status."""
-        if not self._hub.is_online(user_id):
-            return OFFLINE
-        return self._chosen.get(user_id, ONLINE)
+    async def statuses(self, user_ids: list[int]) -> dict[int, str]:
+        """Current status of each user."""
+        online = await self._registry.online(user_ids)
+        chosen = await self._registry.chosen(sorted(online))
+        return {u: chosen.get(u, ONLINE) if u in online else OFFLINE for u in user_ids}
+
+    async def status(self, user_id: int) -> str:
+        """One user's current status."""
+        return (await self.statuses([user_id]))[user_id]
 
     async def set(self, user_id: int, status: str) -> None:
         """Record a status the user chose and tell their peers."""
-        if status == ONLINE:
-            self._chosen.pop(user_id, None)
-        else:
-            self._chosen[user_id] = status
+        await self._registry.choose(user_id, None if status == ONLINE else status)
         await self.announce(user_id)
 
     async def went_offline(self, user_id: int) -> None:
-        """The user's last connection closed."""
-        self._chosen.pop(user_id, None)
+        """The user's last connection in the cluster closed (the registry has already
+        forgotten the status they chose)."""
         await self.announce(user_id)
 
     async def announce(self, user_id: int) -> None:
-        """Push the user's current status to their online peers and themselves."""
+        """Push the user's current status to their peers and themselves, on every node
+        (each node pushes only to the connections it holds)."""
         peers = await self._store.conversation_peers(user_id)
-        targets = list({p for p in peers if self._hub.is_online(p)} | {user_id})
-        payload = {"user_id": user_id, "status": self.status(user_id)}
+        targets = sorted(set(peers) | {user_id})
+        payload = {"user_id": user_id, "status": await self.status(user_id)}
         await self._bus.publish(PushEvent(targets, MsgType.PRESENCE_PUSH, payload))
 
     async def visible_to(self, viewer_id: int, user_ids: list[int]) -> dict[int, str]:
         """Statuses the viewer may see: their own and their peers'; others are unknown."""
         peers = set(await self._store.conversation_peers(viewer_id)) | {viewer_id}
-        return {u: self.status(u) if u in peers else "unknown" for u in user_ids}
+        visible = [u for u in user_ids if u in peers]
+        known = await self.statuses(visible)
+        return {u: known.get(u, "unknown") for u in user_ids}

@@ -19,7 +19,10 @@ from tidings.protocol.messages import (
     ChatPayload,
     Payload,
     PresencePayload,
+    PublishPayload,
+    SubscribePayload,
     SyncRequestPayload,
+    UnsubscribePayload,
 )
 
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -72,6 +75,9 @@ PAYLOAD_TYPES: dict[int, type[Payload]] = {
     MsgType.ACK: AckPayload,
     MsgType.SYNC_REQ: SyncRequestPayload,
     MsgType.PRESENCE: PresencePayload,
+    MsgType.SUBSCRIBE: SubscribePayload,
+    MsgType.UNSUBSCRIBE: UnsubscribePayload,
+    MsgType.PUBLISH: PublishPayload,
 }
 _bin_payload = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
 _text_payload = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
@@ -85,6 +91,8 @@ def decode_frame(data: bytes | str) -> Frame:
 
     Raise :class:`ProtocolError` with ``WS_INVALID_MESSAGE`` if the envelope is
     malformed (not a map, missing ``type``, wrong field types, trailing bytes).
+    A ``str`` holding a lone surrogate (no socket delivers one, but a caller
+    may) is refused the same way: ``UnicodeError`` covers encoding it.
     """
     try:
         if isinstance(data, str):
@@ -92,7 +100,7 @@ def decode_frame(data: bytes | str) -> Frame:
             return Frame(env.type, env.seq, bytes(env.payload), binary=False)
         benv = _bin_envelope.decode(data)
         return Frame(benv.type, benv.seq, benv.payload or b"", binary=True)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"bad envelope: {exc}") from None
 
 
@@ -113,7 +121,7 @@ def decode_payload(frame: Frame) -> Payload | None:
     data = frame.payload or (_EMPTY_JSON if not frame.binary else _EMPTY_MAP)
     try:
         payload: Payload = decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     return payload
 
@@ -138,7 +146,7 @@ def decode_server_frame(data: bytes | str) -> tuple[int, int, dict[str, Any]]:
     try:
         decoded = (msgspec.msgpack.decode(frame.payload) if frame.binary
                    else msgspec.json.decode(frame.payload))
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"bad payload: {exc}", frame.seq) from None
     if not isinstance(decoded, dict):
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "payload is not a map")

@@ -6,7 +6,7 @@ fields have the wrong type or are out of range is refused with
 talk to older servers.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -17,6 +17,13 @@ ShortText = Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[^\x00]*\Z")
 ChatType = Literal["text", "voice", "image"]
 DeliveryStatus = Literal["sent", "delivered", "read"]
 PresenceStatus = Literal["online", "offline", "away"]
+ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=255,
+                                          pattern=r"\A[A-Za-z0-9_.:@/=+#~-]+\Z")]
+PublicationType = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                              pattern=r"\A[A-Za-z0-9_.:-]+\Z")]
+IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
+                                             pattern=r"\A[^\x00]*\Z")]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class Payload(msgspec.Struct, omit_defaults=True):
@@ -59,6 +66,29 @@ class PresencePayload(Payload):
     """``MsgPresence``: the user's own status."""
 
     status: PresenceStatus
+
+
+class SubscribePayload(Payload):
+    """``Subscribe`` (10): deliver a channel's publications; with ``since``, first
+    those after that offset (recovery)."""
+
+    channel: ChannelName
+    since: Offset | None = None
+
+
+class UnsubscribePayload(Payload):
+    """``Unsubscribe`` (11)."""
+
+    channel: ChannelName
+
+
+class PublishPayload(Payload):
+    """``Publish`` (12): ``data`` is any JSON value (MessagePack: the same)."""
+
+    channel: ChannelName
+    data: Any
+    type: PublicationType = "message"
+    idempotency_key: IdempotencyKey | None = None
 
 
 # server -> client
@@ -119,3 +149,55 @@ class ReceiptPushPayload(Payload):
     message_ids: list[int]
     status: str
     by: int
+
+
+class ClientInfo(Payload, omit_defaults=False):
+    """Who published: a user, and the device (``"http"`` for the HTTP API)."""
+
+    user_id: int
+    device_id: str
+
+
+class PublicationPayload(Payload, omit_defaults=False):
+    """``Publication`` (111), also the items of ``SubscribeRsp.publications``."""
+
+    channel: str
+    offset: int
+    type: str
+    data: Any
+    info: ClientInfo
+    created_at: int
+
+
+class SubscribeResponsePayload(Payload, omit_defaults=False):
+    """``SubscribeRsp`` (110): the channel's top ``offset`` when subscribed, whether
+    everything after ``since`` could be replayed, and the first replayed publications."""
+
+    channel: str
+    offset: int
+    recovered: bool
+    publications: list[PublicationPayload]
+
+
+class PublishAckPayload(Payload, omit_defaults=False):
+    """``PublishAck`` (112): the publication is stored (or was, for a repeated key)."""
+
+    channel: str
+    offset: int
+    created_at: int
+    duplicate: bool
+
+
+class UnsubscribeResponsePayload(Payload, omit_defaults=False):
+    """``UnsubscribeRsp`` (113)."""
+
+    channel: str
+
+
+class ChannelPresencePushPayload(Payload, omit_defaults=False):
+    """``ChannelPresencePush`` (114): someone joined or left a channel."""
+
+    channel: str
+    event: str  # "join" or "leave"
+    user_id: int
+    device_id: str

@@ -22,3 +22,7 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def wait_time(self) -> float:
+        """Seconds until the next token, as of the last :meth:`allow` (0 if one is there)."""
+        return max(0.0, (1.0 - self._tokens) / self.rate) if self.rate > 0 else float("inf")

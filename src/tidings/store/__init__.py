@@ -33,7 +33,8 @@ __all__ = [
 
 
 def open_store(url: str) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path`` or ``postgresql://...``).
+    """Open the store named by ``url`` (``sqlite:///path``, ``postgresql://...`` or
+    ``redis://HOST:PORT/DB``).
 
     Nothing is connected yet: call :meth:`Store.migrate` or any method to start.
     """
@@ -46,6 +47,11 @@ def open_store(url: str) -> Store:
         from .postgres import PostgresStore
 
         return PostgresStore(url)
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisStore
+
+        return RedisStore(url)
     raise ValueError(
-        f"unsupported store URL {url!r}: expected sqlite:///<path> or postgresql://..."
+        f"unsupported store URL {url!r}: expected sqlite:///<path>, postgresql://... or "
+        "redis://..."
     )

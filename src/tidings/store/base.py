@@ -14,6 +14,8 @@ import time
 
 import msgspec
 
+from .channels import BrokerStats, ChannelPage, NewPublication, PublishResult
+
 
 def now_ms() -> int:
     """Current wall-clock time in integer milliseconds."""
@@ -49,6 +51,8 @@ class Token(msgspec.Struct, frozen=True):
     expires_at: int | None
     revoked_at: int | None
     last_used_at: int | None
+    scopes: tuple[str, ...] | None = None  # None: every right of the user
+    device_info: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class NewMessage(msgspec.Struct, frozen=True):
@@ -131,9 +135,33 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
-                           device_id: str | None = None,
-                           expires_at: int | None = None) -> Token:
+                           device_id: str | None = None, expires_at: int | None = None,
+                           scopes: tuple[str, ...] | None = None,
+                           device_info: dict[str, str] | None = None) -> Token:
         """Store a new access token (its hash only)."""
+
+    @abc.abstractmethod
+    async def get_token_by_id(self, token_id: int) -> Token | None:
+        """The token with this id (revoked or not), or None."""
+
+    @abc.abstractmethod
+    async def list_tokens(self, user_id: int) -> list[Token]:
+        """Every token of a user, revoked ones included, newest first."""
+
+    @abc.abstractmethod
+    async def update_token(self, token: Token) -> bool:
+        """Store ``token``'s name, device_id, expires_at, scopes and device_info
+        (other fields are ignored); False if no such token."""
+
+    @abc.abstractmethod
+    async def revoke_tokens(self, user_id: int | None, token_ids: list[int],
+                            at: int) -> list[int]:
+        """Revoke those of ``token_ids`` that belong to ``user_id`` (any user if None)
+        and are not revoked yet; return their ids, ascending."""
+
+    @abc.abstractmethod
+    async def tokens_revoked_since(self, at: int) -> list[int]:
+        """Ids of tokens revoked at or after ``at`` (ms), ascending."""
 
     @abc.abstractmethod
     async def get_token(self, token_hash: str) -> Token | None:
@@ -201,3 +229,26 @@ class Store(abc.ABC):
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
         """Move the device's cursor forward to ``message_id`` (never backwards);
         return the cursor now stored."""
+
+    # channels (the broker of seed 003; records in store/channels.py)
+
+    @abc.abstractmethod
+    async def append_publications(self, batch: list[NewPublication]) -> list[PublishResult]:
+        """Append a batch in one transaction; results in input order.
+
+        Each publication gets the next offset of its channel, in input order, and
+        offsets commit in offset order. A publication whose ``idempotency_key`` its
+        channel saw within the idempotency window is not stored again: its result
+        is the first one's, with ``duplicate=True``. Afterwards every channel of the
+        batch is trimmed to its ``retention``.
+        """
+
+    @abc.abstractmethod
+    async def read_channel(self, channel: str, after_offset: int, limit: int,
+                           not_before: int) -> ChannelPage:
+        """Up to ``limit`` publications after ``after_offset`` in offset order, none
+        created before ``not_before`` (ms): those count as dropped by retention."""
+
+    @abc.abstractmethod
+    async def broker_stats(self) -> BrokerStats:
+        """Publications per channel (ever, retained) and per UTC day and type."""

@@ -14,31 +14,40 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from tidings.store.base import AppendResult, NewMessage, Store
+from tidings.store.base import AppendResult, NewMessage, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+I = TypeVar("I")  # noqa: E741 - an item to append
+R = TypeVar("R")  # its result
 
 CommitHook = Callable[[list[AppendResult]], Awaitable[None]]
 
 
-class GroupCommitLog:
-    """Append messages to a :class:`Store` in batches of at most ``max_batch``."""
+class GroupCommit(Generic[I, R]):
+    """Run ``commit`` on batches of at most ``max_batch`` items (one transaction each);
+    ``on_commit`` sees each batch's results before any caller's future resolves.
+    Used for chat messages (:class:`GroupCommitLog`) and channel publications."""
 
-    def __init__(self, store: Store, on_commit: CommitHook, *, max_batch: int = 512,
-                 observe: Callable[[int, float], None] | None = None) -> None:
-        self._store = store
+    def __init__(self, commit: Callable[[list[I]], Awaitable[list[R]]],
+                 on_commit: Callable[[list[R]], Awaitable[None]], *, max_batch: int = 512,
+                 observe: Callable[[int, float], None] | None = None,
+                 name: str = "group-commit") -> None:
+        self._commit_batch = commit
         self._observe = observe  # (batch size, seconds) of each commit, for metrics
         self._on_commit = on_commit
         self._max_batch = max_batch
-        self._pending: list[tuple[NewMessage, asyncio.Future[AppendResult]]] = []
+        self._name = name
+        self._pending: list[tuple[I, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     def start(self) -> None:
         """Start the committing task."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     async def close(self) -> None:
         """Commit what is pending, then stop."""
@@ -49,10 +58,13 @@ class GroupCommitLog:
         await self._task
         self._task = None
 
-    def append(self, message: NewMessage) -> asyncio.Future[AppendResult]:
-        """Queue one message; the future resolves once it is durable."""
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((message, future))
+    def append(self, item: I) -> asyncio.Future[R]:
+        """Queue one item; the future resolves once it is durable."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        if self._closing:  # shutting down: nothing would commit it, so answer at once
+            future.set_exception(StoreError("the node is shutting down; send it again"))
+            return future
+        self._pending.append((item, future))
         self._wakeup.set()
         return future
 
@@ -67,10 +79,10 @@ class GroupCommitLog:
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[NewMessage, asyncio.Future[AppendResult]]]) -> None:
+    async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         started = time.perf_counter()
         try:
-            results = await self._store.append_messages([m for m, _ in batch])
+            results = await self._commit_batch([m for m, _ in batch])
             if self._observe is not None:
                 self._observe(len(batch), time.perf_counter() - started)
         except Exception as exc:
@@ -89,9 +101,21 @@ class GroupCommitLog:
                     future.set_exception(exc)
             return
         try:
-            await self._on_commit([r for r in results if not r.duplicate])
+            await self._on_commit(results)
         except Exception:
             log.exception("commit hook failed")
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+class GroupCommitLog(GroupCommit[NewMessage, AppendResult]):
+    """Append chat messages to a :class:`Store`; the hook sees only new messages."""
+
+    def __init__(self, store: Store, on_commit: CommitHook, *, max_batch: int = 512,
+                 observe: Callable[[int, float], None] | None = None) -> None:
+        async def fresh_only(results: list[AppendResult]) -> None:
+            await on_commit([r for r in results if not r.duplicate])
+
+        super().__init__(store.append_messages, fresh_only, max_batch=max_batch,
+                         observe=observe)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from .base import (
     AppendResult,
@@ -20,6 +21,9 @@ from .base import (
     now_ms,
 )
 from .migrate import migrate_postgres
+from .postgres_channels import PostgresChannels
+from .postgres_tokens import PostgresTokens
+from .tokenrow import scopes_column, token_from_row
 
 _SCHEMES = ("postgresql://", "postgres://")
 _NO_UPPER_BOUND = 2**63 - 1
@@ -42,14 +46,15 @@ INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3)
 RETURNING id, username, password_hash, created_at"""
 
 _INSERT_TOKENS = """
-INSERT INTO tokens (user_id, token_hash, name, device_id, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO tokens (user_id, token_hash, name, device_id, created_at, expires_at, scopes,
+                    device_info)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
-          last_used_at"""
+       last_used_at, scopes, device_info"""
 
 _TOKENS_BY_HASH = """
 SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
-       last_used_at
+       last_used_at, scopes, device_info
 FROM tokens WHERE token_hash = $1"""
 
 # ORDER BY ordinality makes identity values follow input order. DO NOTHING also
@@ -137,7 +142,7 @@ def _key(m: NewMessage | StoredMessage) -> _SeqKey:
     return (m.sender_id, m.sender_device, m.client_seq)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresTokens, PostgresChannels, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -211,22 +216,24 @@ class PostgresStore(Store):
     # tokens
 
     async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
-                           device_id: str | None = None,
-                           expires_at: int | None = None) -> Token:
+                           device_id: str | None = None, expires_at: int | None = None,
+                           scopes: tuple[str, ...] | None = None,
+                           device_info: dict[str, str] | None = None) -> Token:
         """Store a new access token (its hash only)."""
         try:
             row = await self._fetchrow(
-                _INSERT_TOKENS, user_id, token_hash, name, device_id, now_ms(), expires_at)
+                _INSERT_TOKENS, user_id, token_hash, name, device_id, now_ms(), expires_at,
+                scopes_column(scopes), msgspec.json.encode(device_info or {}).decode())
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("token already exists") from exc
         except asyncpg.ForeignKeyViolationError as exc:
             raise StoreError(f"token: no user {user_id}") from exc
-        return Token(*row)
+        return token_from_row(row)
 
     async def get_token(self, token_hash: str) -> Token | None:
         """The token with this hash (revoked or not), or None."""
         row = await self._fetchrow(_TOKENS_BY_HASH, token_hash)
-        return None if row is None else Token(*row)
+        return None if row is None else token_from_row(row)
 
     async def touch_token(self, token_id: int, at: int) -> None:
         """Record that the token was used at ``at``."""
@@ -249,21 +256,34 @@ class PostgresStore(Store):
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-            inserted = await conn.fetch(
-                _INSERT_BATCH,
-                [m.sender_id for m in items], [m.sender_device for m in items],
-                [m.recipient_id for m in items], [m.type for m in items],
-                [m.content for m in items], [m.client_seq for m in items], now_ms())
-            new_rows = sorted((StoredMessage(*r) for r in inserted), key=lambda s: s.id)
-            fresh = _match_inserted(items, new_rows)
-            skipped = [m for m, s in zip(items, fresh, strict=True) if s is None]
+            # Look for earlier copies *before* inserting: ON CONFLICT DO NOTHING would
+            # still draw an id for each duplicate, and the gaps it leaves would make
+            # every node of a cluster wait for ids that never come (hub/gapfill.py).
+            keyed = [m for m in items if m.client_seq > 0]
             earlier: dict[_SeqKey, StoredMessage] = {}
-            if skipped:
-                # Same transaction: this also sees rows inserted above.
+            if keyed:
                 rows = await conn.fetch(
-                    _MESSAGES_BY_CLIENT_SEQ, [m.sender_id for m in skipped],
-                    [m.sender_device for m in skipped], [m.client_seq for m in skipped])
+                    _MESSAGES_BY_CLIENT_SEQ, [m.sender_id for m in keyed],
+                    [m.sender_device for m in keyed], [m.client_seq for m in keyed])
                 earlier = {_key(s): s for s in (StoredMessage(*r) for r in rows)}
+            fresh: list[NewMessage] = []
+            fresh_keys: set[_SeqKey] = set()
+            for m in items:
+                if m.client_seq > 0 and (_key(m) in earlier or _key(m) in fresh_keys):
+                    continue
+                if m.client_seq > 0:
+                    fresh_keys.add(_key(m))
+                fresh.append(m)
+            new_rows: list[StoredMessage] = []
+            if fresh:
+                inserted = await conn.fetch(
+                    _INSERT_BATCH,
+                    [m.sender_id for m in fresh], [m.sender_device for m in fresh],
+                    [m.recipient_id for m in fresh], [m.type for m in fresh],
+                    [m.content for m in fresh], [m.client_seq for m in fresh], now_ms())
+                new_rows = sorted((StoredMessage(*r) for r in inserted), key=lambda s: s.id)
+            if len(new_rows) != len(fresh):
+                raise StoreError("inserted rows do not line up with the batch")
             if new_rows:
                 await conn.execute(
                     _UPSERT_CONVERSATIONS,
@@ -271,13 +291,16 @@ class PostgresStore(Store):
                     [s.recipient_id for s in new_rows] + [s.sender_id for s in new_rows],
                     [s.id for s in new_rows] * 2)
         results: list[AppendResult] = []
-        for m, stored in zip(items, fresh, strict=True):
-            if stored is not None:
-                results.append(AppendResult(stored, False))
-            elif (first := earlier.get(_key(m))) is not None:
-                results.append(AppendResult(first, True))
-            else:
-                raise StoreError(f"message not stored and no earlier copy: {m!r}")
+        pending = iter(new_rows)
+        for m in items:
+            key = _key(m)
+            if m.client_seq > 0 and key in earlier:
+                results.append(AppendResult(earlier[key], True))
+                continue
+            stored = next(pending)
+            results.append(AppendResult(stored, False))
+            if m.client_seq > 0:
+                earlier[key] = stored  # a later copy in this batch is its duplicate
         return results
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
@@ -328,24 +351,3 @@ class PostgresStore(Store):
         row = await self._fetchrow(
             _ADVANCE_CURSOR, user_id, device_id, max(message_id, 0), now_ms())
         return int(row[0])
-
-
-def _match_inserted(items: list[NewMessage],
-                    new_rows: list[StoredMessage]) -> list[StoredMessage | None]:
-    """Pair each input with its new row, or None where the insert skipped it.
-
-    Ids follow input order, so new rows (sorted by id) line up with the inputs
-    that were kept. An input was skipped iff the next new row does not carry its
-    key: a key that already existed cannot also appear on a new row.
-    """
-    paired: list[StoredMessage | None] = []
-    pos = 0
-    for m in items:
-        if pos < len(new_rows) and _key(new_rows[pos]) == _key(m):
-            paired.append(new_rows[pos])
-            pos += 1
-        else:
-            paired.append(None)
-    if pos != len(new_rows):
-        raise StoreError("inserted rows do not line up with the batch")
-    return paired

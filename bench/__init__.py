@@ -1,0 +1,1 @@
+"""Benchmarks of Tidings against its peers: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,148 @@
+"""``python -m bench``: run the benchmark scenarios and record the figures.
+
+``make bench`` runs everything (minutes); ``make bench-quick`` a smoke version
+under a minute. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import chat, connections, fanout, report
+from bench.harness import ROOT, build_wsload, commit, load_average, machine, nofile_limit
+from bench.peers import PEERS
+
+ALL_PEERS = ["nchan", "node-ws", "node-socketio", "python-socketio"]
+LABELS = {**{n: p.label for n, p in PEERS.items()}, "tidings": "Tidings /ws (MessagePack)"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: small sizes, one repetition, Node ws as the only peer")
+    p.add_argument("--scenarios", default="fanout,connections,chat",
+                   help="comma-separated: fanout, connections, chat (default: all)")
+    p.add_argument("--peers", default=None,
+                   help=f"comma-separated peers (default: {','.join(ALL_PEERS)})")
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
+    p.add_argument("--subscribers", type=int, default=None, help="fan-out room size (1000)")
+    p.add_argument("--connections", default=None,
+                   help="comma-separated idle connection counts (default 10000; at most "
+                        "the hard file-descriptor limit minus a margin: "
+                        f"{nofile_limit() - 1000} here)")
+    p.add_argument("--stores", default="sqlite,postgres", help="chat scenario stores")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                   help="where the JSON results go (default bench/results)")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                   help="Markdown file the tables are appended to")
+    p.add_argument("--no-docs", action="store_true", help="do not append to the docs")
+    return p.parse_args(argv)
+
+
+async def main(argv: list[str]) -> int:
+    """Run the chosen scenarios; write JSON and Markdown."""
+    args = parse_args(argv)
+    quick = args.quick
+    reps = args.reps or (1 if quick else 3)
+    peers = (args.peers.split(",") if args.peers else (["node-ws"] if quick else ALL_PEERS))
+    scenarios = args.scenarios.split(",")
+    build_wsload()
+    started = dt.datetime.now(dt.UTC)
+    stamp = started.strftime("%Y-%m-%d")
+    workdir = Path(tempfile.mkdtemp(prefix="tidings-bench-"))
+    header: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"), "quick": quick, "reps": reps,
+        "commit": commit(), "machine": machine(),
+        "versions": {n: PEERS[n].version() for n in peers},
+        "load_average_at_start": load_average(),
+    }
+    md = [f"\n## Run of {started:%Y-%m-%d %H:%M} UTC{' (quick)' if quick else ''}, "
+          f"commit `{header['commit']}`\n",
+          f"Machine: {header['machine']['cpu']}, {header['machine']['cores']} cores, "
+          f"{header['machine']['memory_gib']} GiB, Linux {header['machine']['kernel']}, "
+          f"Python {header['machine']['python']}, Node {header['machine']['node']}, "
+          f"{header['machine']['nginx']}. Peers: "
+          + ", ".join(f"{LABELS[n]} ({v})" for n, v in header["versions"].items())
+          + f". {reps} repetition(s); figures are median [min-max]. Load average "
+          f"(1/5/15 min) at start: {header['load_average_at_start']}.\n"]
+    written = []
+    try:
+        if "fanout" in scenarios:
+            subs = args.subscribers or (100 if quick else 1000)
+            results: dict[str, list[dict[str, Any]]] = {}
+            names = [*peers, "tidings"]
+            for rep in range(reps):
+                for name in names:  # interleaved, so load drifts hit every server alike
+                    print(f"fanout {name} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                    r = await fanout.search(PEERS[name], subs, workdir,
+                                            start=2000 if quick else 10000,
+                                            step_seconds=1.0 if quick else 1.5,
+                                            bisections=0 if quick else 1,
+                                            ceiling=20_000 if quick else 600_000)
+                    results.setdefault(name, []).append(r)
+            doc = {**header, "scenario": "fanout", "subscribers": subs, "results": results}
+            written.append(report.write_json(args.out, stamp, "fanout", doc))
+            md += [f"\n### Fan-out: {subs} subscribers, one room, ~100-byte messages\n", "",
+                   *report.fanout_table(results, LABELS)]
+        if "connections" in scenarios:
+            counts = ([int(c) for c in args.connections.split(",")] if args.connections
+                      else [200] if quick else [10_000])
+            conn_results: dict[str, list[dict[str, Any]]] = {}
+            for count in counts:
+                for rep in range(reps):
+                    for name in [*peers, "tidings"]:
+                        print(f"connections {name} {count} rep {rep + 1}/{reps}",
+                              file=sys.stderr, flush=True)
+                        if name == "tidings":
+                            r = await connections.tidings_run(count, workdir, src_addrs=4)
+                        else:
+                            r = await connections.peer_run(PEERS[name], count, workdir, 4)
+                        conn_results.setdefault(name, []).append(r)
+            doc = {**header, "scenario": "connections", "results": conn_results}
+            written.append(report.write_json(args.out, stamp, "connections", doc))
+            md += ["\n### Idle connections (authenticated for Tidings, subscribed for peers)\n",
+                   "", *report.connections_table(conn_results, LABELS)]
+        if "chat" in scenarios:
+            users, window = (20, 4) if quick else (200, 8)
+            seconds = 2.0 if quick else 6.0
+            chat_results: dict[str, list[dict[str, Any]]] = {}
+            stores = ["sqlite"] if quick else args.stores.split(",")
+            for store in stores:
+                for rep in range(reps):
+                    print(f"chat {store} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                    if store == "postgres":
+                        with chat.postgres(workdir) as url:
+                            r = await chat.run(workdir, url, users=users, window=window,
+                                               seconds=seconds)
+                    else:
+                        url = f"sqlite:///{workdir}/chat-{time.time_ns()}.db"
+                        r = await chat.run(workdir, url, users=users, window=window,
+                                           seconds=seconds, warmup=1.0 if quick else 2.0)
+                    chat_results.setdefault(store, []).append(r)
+            doc = {**header, "scenario": "chat", "results": chat_results}
+            written.append(report.write_json(args.out, stamp, "chat", doc))
+            md += ["\n### Durable chat (Tidings only: acknowledged after store)\n", "",
+                   *report.chat_table(chat_results)]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    md.append(f"\nLoad average (1/5/15 min) at the end: {load_average()}.\n")
+    if not args.no_docs:
+        with args.docs.open("a") as f:
+            f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

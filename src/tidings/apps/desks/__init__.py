@@ -1,0 +1,1 @@
+"""The live desk map of seed 000: see docs/desks.md."""

@@ -1,0 +1,134 @@
+"""What the desk API reads and writes: request bodies (validated by msgspec) and the
+JSON shapes of workstations, bookings and log entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Status = Literal["available", "occupied", "reserved", "maintenance", "disabled"]
+STATUSES: tuple[str, ...] = ("available", "occupied", "reserved", "maintenance", "disabled")
+# Statuses an operator may set by PUT; occupied/reserved come from bookings only.
+MANUAL_STATUSES = ("available", "maintenance", "disabled")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\A[^\x00]*\Z")]
+Text = Annotated[str, msgspec.Meta(max_length=10_000, pattern=r"\A[^\x00]*\Z")]
+Coordinate = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+Size = Annotated[float, msgspec.Meta(gt=0, le=100_000)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Equipment = Annotated[list[Annotated[str, msgspec.Meta(max_length=100,
+                                                       pattern=r"\A[^\x00]*\Z")]],
+                      msgspec.Meta(max_length=100)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]  # up to year 9999
+
+
+class WorkstationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/workstations``."""
+
+    name: Name
+    x_position: Coordinate
+    y_position: Coordinate
+    floor_id: Id | None = None
+    department_id: Id | None = None
+    employee_id: Id | None = None
+    width: Size = 120.0
+    height: Size = 80.0
+    status: Literal["available", "maintenance", "disabled"] = "available"
+    equipment: Equipment = msgspec.field(default_factory=list)
+    notes: Text = ""
+
+
+class WorkstationUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Body of ``PUT /api/workstations/{id}``: only the fields given change.
+
+    ``department_id``/``employee_id``/``floor_id`` of ``0`` clear the link.
+    """
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    x_position: Coordinate | msgspec.UnsetType = msgspec.UNSET
+    y_position: Coordinate | msgspec.UnsetType = msgspec.UNSET
+    width: Size | msgspec.UnsetType = msgspec.UNSET
+    height: Size | msgspec.UnsetType = msgspec.UNSET
+    floor_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | msgspec.UnsetType = \
+        msgspec.UNSET
+    department_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | msgspec.UnsetType = \
+        msgspec.UNSET
+    employee_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | msgspec.UnsetType = \
+        msgspec.UNSET
+    status: Literal["available", "maintenance", "disabled"] | msgspec.UnsetType = msgspec.UNSET
+    equipment: Equipment | msgspec.UnsetType = msgspec.UNSET
+    notes: Text | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """Column → new value for every field given."""
+        out: dict[str, Any] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is msgspec.UNSET:
+                continue
+            if name == "equipment":
+                value = json.dumps(value, ensure_ascii=False)
+            elif name in ("floor_id", "department_id", "employee_id") and value == 0:
+                value = None
+            out[name] = value
+        return out
+
+
+class OccupyRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/workstations/{id}/occupy`` (may be empty)."""
+
+    until: Millis | None = None
+
+
+class ReserveRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/workstations/{id}/reserve``: a time range in ms since the epoch."""
+
+    start: Millis
+    end: Millis
+
+
+def iso(ms: int | None) -> str | None:
+    """Milliseconds since the epoch as ISO 8601 UTC with a ``Z`` (the seed's format)."""
+    if ms is None:
+        return None
+    stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def workstation_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The API shape of a ``workstations`` row (joined names included when present)."""
+    try:
+        equipment = json.loads(row["equipment"] or "[]")
+    except ValueError:  # written by another program: show it as it is
+        equipment = [row["equipment"]]
+    return {
+        "id": row["id"], "name": row["name"],
+        "department_id": row["department_id"], "department": row.get("department"),
+        "employee_id": row["employee_id"], "employee": row.get("employee"),
+        "x_position": float(row["x_position"]), "y_position": float(row["y_position"]),
+        "width": float(row["width"]), "height": float(row["height"]),
+        "status": row["status"], "equipment": equipment, "notes": row["notes"],
+        "floor_id": row["floor_id"], "floor_number": row["floor_number"],
+        "building": row["building"],
+        "occupied_by": row["occupied_by"], "occupied_at": iso(row["occupied_at"]),
+        "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
+    }
+
+
+def booking_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The API shape of a ``workstation_occupancy`` row."""
+    return {
+        "id": row["id"], "workstation_id": row["workstation_id"], "user_id": row["user_id"],
+        "start_time": iso(row["start_time"]), "end_time": iso(row["end_time"]),
+        "reservation_type": row["reservation_type"], "status": row["status"],
+    }
+
+
+def log_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The API shape of a ``workstation_logs`` row."""
+    return {"id": row["id"], "workstation_id": row["workstation_id"],
+            "user_id": row["user_id"], "action": row["action"], "detail": row["detail"],
+            "created_at": iso(row["created_at"])}

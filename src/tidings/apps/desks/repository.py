@@ -1,0 +1,435 @@
+"""Desk queries and the booking rules (seed §2.4), written once over a :class:`Tx`.
+
+Every mutation runs in one transaction that first locks the workstation row
+(``FOR UPDATE`` on PostgreSQL; SQLite's write transaction is already exclusive),
+checks the rule, writes, logs to ``workstation_logs`` and returns the
+:class:`Change` it made, which the caller announces after commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from tidings.apps.desks.db import OverlapViolation, Row, Tx
+from tidings.apps.desks.models import WorkstationCreate
+from tidings.bus.base import DeskChangeEvent as Change
+from tidings.store.base import now_ms
+
+FOREVER = 2**63 - 1
+MAX_BOOKING_MS = 30 * 86_400_000  # a reservation spans at most 30 days
+
+
+class DeskError(Exception):
+    """A refused desk operation: an HTTP status, an error code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_found(desk_id: int) -> DeskError:
+    """The 404 of a missing workstation."""
+    return DeskError(404, "WORKSTATION_NOT_FOUND", f"no workstation {desk_id}")
+
+
+_SELECT = """
+SELECT w.id, w.name, w.department_id, d.name AS department, w.employee_id,
+       e.name AS employee, w.x_position, w.y_position, w.width, w.height, w.status,
+       w.equipment, w.notes, w.floor_id, w.floor_number, w.building, w.occupied_by,
+       w.occupied_at, w.created_at, w.updated_at
+FROM workstations w
+LEFT JOIN departments d ON d.id = w.department_id
+LEFT JOIN employees e ON e.id = w.employee_id"""
+
+_LOCK = "SELECT id, status, floor_id, department_id, occupied_by FROM workstations WHERE id = $1"
+
+_OVERLAP = """
+SELECT id, user_id, reservation_type FROM workstation_occupancy
+WHERE workstation_id = $1 AND status = 'active'
+  AND start_time < $3 AND COALESCE(end_time, $4) > $2
+LIMIT 1"""
+
+_INSERT_BOOKING = """
+INSERT INTO workstation_occupancy (workstation_id, user_id, start_time, end_time,
+                                   reservation_type, status, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)
+RETURNING id, workstation_id, user_id, start_time, end_time, reservation_type, status"""
+
+_LOG = """
+INSERT INTO workstation_logs (workstation_id, user_id, action, detail, created_at)
+VALUES ($1, $2, $3, $4, $5)"""
+
+
+class WorkstationFilter(msgspec.Struct, frozen=True):
+    """Conditions of a workstation list; ``None`` means "any"."""
+
+    status: str | None = None
+    floor_id: int | None = None
+    department_id: int | None = None
+    building: str | None = None
+    search: str | None = None
+
+    def where(self, first: int = 1) -> tuple[str, list[Any]]:
+        """A ``WHERE`` clause (or ``""``) with placeholders from ``$first`` on."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (("w.status", self.status), ("w.floor_id", self.floor_id),
+                              ("w.department_id", self.department_id),
+                              ("w.building", self.building)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${first + len(args) - 1}")
+        if self.search:
+            escaped = self.search.lower().replace("\\", "\\\\").replace("%", "\\%")
+            args.append("%" + escaped.replace("_", "\\_") + "%")
+            clauses.append(f"lower(w.name) LIKE ${first + len(args) - 1} ESCAPE '\\'")
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+async def list_workstations(tx: Tx, where: WorkstationFilter, limit: int,
+                            offset: int) -> tuple[list[Row], int]:
+    """One page of workstations in id order, and how many match in all."""
+    clause, args = where.where()
+    n = len(args)
+    rows = await tx.fetch(f"{_SELECT}{clause} ORDER BY w.id LIMIT ${n + 1} OFFSET ${n + 2}",
+                          *args, limit, offset)
+    total = await tx.fetchval(f"SELECT count(*) AS n FROM workstations w{clause}", *args)  # noqa: S608
+    return rows, int(total)
+
+
+async def get_workstation(tx: Tx, desk_id: int) -> Row | None:
+    """One workstation with its department and employee names."""
+    return await tx.fetchrow(f"{_SELECT} WHERE w.id = $1", desk_id)
+
+
+async def _lock(tx: Tx, desk_id: int) -> Row:
+    row = await tx.fetchrow(_LOCK + tx.lock_clause, desk_id)
+    if row is None:
+        raise not_found(desk_id)
+    return row
+
+
+async def _floor_fields(tx: Tx, floor_id: int | None) -> tuple[int | None, str | None]:
+    if floor_id is None:
+        return None, None
+    row = await tx.fetchrow("""SELECT f.number, b.name FROM floors f
+                               JOIN buildings b ON b.id = f.building_id WHERE f.id = $1""",
+                            floor_id)
+    if row is None:
+        raise DeskError(422, "INVALID_BODY", f"no floor {floor_id}")
+    return row["number"], row["name"]
+
+
+async def _check_links(tx: Tx, department_id: int | None, employee_id: int | None) -> None:
+    if department_id is not None and await tx.fetchrow(
+            "SELECT id FROM departments WHERE id = $1", department_id) is None:
+        raise DeskError(422, "INVALID_BODY", f"no department {department_id}")
+    if employee_id is not None and await tx.fetchrow(
+            "SELECT id FROM employees WHERE id = $1", employee_id) is None:
+        raise DeskError(422, "INVALID_BODY", f"no employee {employee_id}")
+
+
+async def log(tx: Tx, desk_id: int, user_id: int | None, action: str, detail: str = "") -> None:
+    """Append one entry to ``workstation_logs``."""
+    await tx.fetch(_LOG, desk_id, user_id, action, detail, now_ms())
+
+
+async def create_workstation(tx: Tx, body: WorkstationCreate, user_id: int | None) -> Change:
+    """Insert a workstation."""
+    await _check_links(tx, body.department_id, body.employee_id)
+    number, building = await _floor_fields(tx, body.floor_id)
+    now = now_ms()
+    desk_id = await tx.fetchval(
+        """INSERT INTO workstations (name, department_id, employee_id, x_position, y_position,
+               width, height, status, equipment, notes, floor_id, floor_number, building,
+               created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+           RETURNING id""",
+        body.name, body.department_id, body.employee_id, body.x_position, body.y_position,
+        body.width, body.height, body.status, json.dumps(body.equipment, ensure_ascii=False),
+        body.notes, body.floor_id, number, building, now)
+    await log(tx, desk_id, user_id, "create", body.name)
+    return Change("INSERT", desk_id, floor_id=body.floor_id, department_id=body.department_id)
+
+
+_UPDATABLE = ("name", "x_position", "y_position", "width", "height", "floor_id",
+              "department_id", "employee_id", "status", "equipment", "notes")
+
+
+async def update_workstation(tx: Tx, desk_id: int, changes: dict[str, Any],
+                             user_id: int | None) -> Change:
+    """Apply ``changes`` (column → value). A desk with a live booking keeps its
+    booking status: setting ``available`` by hand would orphan the booking."""
+    before = await _lock(tx, desk_id)
+    if "status" in changes and before["status"] in ("occupied", "reserved") \
+            and changes["status"] != before["status"]:
+        raise DeskError(409, "WORKSTATION_BOOKED",
+                        f"workstation {desk_id} is {before['status']}: release it or cancel "
+                        "its reservations first")
+    await _check_links(tx, changes.get("department_id"), changes.get("employee_id"))
+    if "floor_id" in changes:
+        changes["floor_number"], changes["building"] = await _floor_fields(tx,
+                                                                            changes["floor_id"])
+    changes["updated_at"] = now_ms()
+    # Column names come from the fixed tuple above, never from the request.
+    names = [c for c in (*_UPDATABLE, "floor_number", "building", "updated_at") if c in changes]
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(names))
+    await tx.fetch(f"UPDATE workstations SET {sets} WHERE id = $1", desk_id,  # noqa: S608
+                   *(changes[c] for c in names))
+    await log(tx, desk_id, user_id, "update",
+              json.dumps({c: changes[c] for c in names if c != "updated_at"}, sort_keys=True))
+    return Change("UPDATE", desk_id, floor_id=changes.get("floor_id", before["floor_id"]),
+                  department_id=changes.get("department_id", before["department_id"]),
+                  old_floor_id=before["floor_id"], old_department_id=before["department_id"])
+
+
+async def delete_workstation(tx: Tx, desk_id: int, user_id: int | None) -> Change:
+    """Delete a workstation (its bookings go with it; its log stays)."""
+    before = await _lock(tx, desk_id)
+    await tx.fetch("DELETE FROM workstations WHERE id = $1", desk_id)
+    await log(tx, desk_id, user_id, "delete")
+    return Change("DELETE", desk_id, old_floor_id=before["floor_id"],
+                  old_department_id=before["department_id"])
+
+
+def _same_rooms(op: str, row: Row) -> Change:
+    return Change(op, row["id"], floor_id=row["floor_id"], department_id=row["department_id"],
+                  old_floor_id=row["floor_id"], old_department_id=row["department_id"])
+
+
+async def _refuse_overlap(tx: Tx, desk_id: int, start: int, end: int | None) -> None:
+    clash = await tx.fetchrow(_OVERLAP, desk_id, start, FOREVER if end is None else end, FOREVER)
+    if clash is not None:
+        raise DeskError(409, "BOOKING_CONFLICT",
+                        f"workstation {desk_id} is booked (booking {clash['id']}, "
+                        f"{clash['reservation_type']}) in that time")
+
+
+async def _insert_booking(tx: Tx, desk_id: int, user_id: int, start: int, end: int | None,
+                          kind: str) -> Row:
+    try:
+        row = await tx.fetchrow(_INSERT_BOOKING, desk_id, user_id, start, end, kind, now_ms())
+    except OverlapViolation:  # another writer got past the check: the constraint holds
+        raise DeskError(409, "BOOKING_CONFLICT",
+                        f"workstation {desk_id} is booked in that time") from None
+    assert row is not None
+    return row
+
+
+async def occupy(tx: Tx, desk_id: int, user_id: int, until: int | None) -> Change:
+    """Occupy a desk from now (until ``until``, or until released).
+
+    Refused (409) if it is occupied, out of service, or booked by someone else in
+    that time; the caller's own current reservation turns into the occupancy.
+    """
+    desk = await _lock(tx, desk_id)
+    now = now_ms()
+    if desk["status"] == "occupied":
+        raise DeskError(409, "WORKSTATION_OCCUPIED",
+                        f"workstation {desk_id} is occupied by user {desk['occupied_by']}")
+    if desk["status"] in ("maintenance", "disabled"):
+        raise DeskError(409, "WORKSTATION_UNAVAILABLE",
+                        f"workstation {desk_id} is {desk['status']}")
+    if until is not None and until <= now:
+        raise DeskError(422, "INVALID_BODY", "until must be in the future")
+    await tx.fetch("""UPDATE workstation_occupancy SET status = 'completed', updated_at = $3
+                      WHERE workstation_id = $1 AND user_id = $2 AND status = 'active'
+                        AND reservation_type = 'scheduled' AND start_time <= $3
+                        AND COALESCE(end_time, $4) > $3""", desk_id, user_id, now, FOREVER)
+    await _refuse_overlap(tx, desk_id, now, until)
+    await _insert_booking(tx, desk_id, user_id, now, until, "temporary")
+    await tx.fetch("""UPDATE workstations SET status = 'occupied', occupied_by = $2,
+                      occupied_at = $3, updated_at = $3 WHERE id = $1""", desk_id, user_id, now)
+    await log(tx, desk_id, user_id, "occupy", "" if until is None else f"until {until}")
+    return _same_rooms("UPDATE", desk)
+
+
+async def _idle_status(tx: Tx, desk_id: int, now: int) -> str:
+    """``reserved`` while the desk has a reservation that has not ended, else ``available``."""
+    upcoming = await tx.fetchrow(
+        """SELECT id FROM workstation_occupancy WHERE workstation_id = $1 AND status = 'active'
+           AND reservation_type = 'scheduled' AND COALESCE(end_time, $3) > $2 LIMIT 1""",
+        desk_id, now, FOREVER)
+    return "reserved" if upcoming is not None else "available"
+
+
+async def release(tx: Tx, desk_id: int, user_id: int) -> Change:
+    """End the caller's occupancy of a desk (403 if someone else occupies it)."""
+    desk = await _lock(tx, desk_id)
+    if desk["status"] != "occupied":
+        raise DeskError(409, "WORKSTATION_NOT_OCCUPIED", f"workstation {desk_id} is not occupied")
+    if desk["occupied_by"] != user_id:
+        raise DeskError(403, "NOT_OCCUPANT", f"workstation {desk_id} is occupied by someone else")
+    now = now_ms()
+    # end_time must stay after start_time even when released in the same millisecond.
+    await tx.fetch("""UPDATE workstation_occupancy
+                      SET status = 'completed', updated_at = $2,
+                          end_time = CASE WHEN start_time >= $2 THEN start_time + 1 ELSE $2 END
+                      WHERE workstation_id = $1 AND status = 'active'
+                        AND reservation_type <> 'scheduled' AND start_time <= $2""",
+                   desk_id, now)
+    status = await _idle_status(tx, desk_id, now)
+    await tx.fetch("""UPDATE workstations SET status = $2, occupied_by = NULL,
+                      occupied_at = NULL, updated_at = $3 WHERE id = $1""", desk_id, status, now)
+    await log(tx, desk_id, user_id, "release")
+    return _same_rooms("UPDATE", desk)
+
+
+async def reserve(tx: Tx, desk_id: int, user_id: int, start: int,
+                  end: int) -> tuple[Change, Row]:
+    """Book ``[start, end)``; refused (409) if it overlaps another active booking."""
+    now = now_ms()
+    if end <= start:
+        raise DeskError(422, "INVALID_BODY", "end must be after start")
+    if end <= now:
+        raise DeskError(422, "INVALID_BODY", "the reservation is over already")
+    if end - start > MAX_BOOKING_MS:
+        raise DeskError(422, "INVALID_BODY", "a reservation spans at most 30 days")
+    desk = await _lock(tx, desk_id)
+    if desk["status"] in ("maintenance", "disabled"):
+        raise DeskError(409, "WORKSTATION_UNAVAILABLE",
+                        f"workstation {desk_id} is {desk['status']}")
+    await _refuse_overlap(tx, desk_id, start, end)
+    booking = await _insert_booking(tx, desk_id, user_id, start, end, "scheduled")
+    if desk["status"] == "available":
+        await tx.fetch("UPDATE workstations SET status = 'reserved', updated_at = $2 "
+                       "WHERE id = $1", desk_id, now)
+    await log(tx, desk_id, user_id, "reserve", f"booking {booking['id']}: {start}..{end}")
+    return _same_rooms("UPDATE", desk), booking
+
+
+async def cancel_reservation(tx: Tx, desk_id: int, booking_id: int, user_id: int) -> Change:
+    """Cancel one of the caller's active reservations of a desk."""
+    desk = await _lock(tx, desk_id)
+    booking = await tx.fetchrow(
+        """SELECT id, user_id FROM workstation_occupancy WHERE id = $1 AND workstation_id = $2
+           AND status = 'active' AND reservation_type = 'scheduled'""", booking_id, desk_id)
+    if booking is None:
+        raise DeskError(404, "BOOKING_NOT_FOUND", f"no active reservation {booking_id}")
+    if booking["user_id"] != user_id:
+        raise DeskError(403, "NOT_BOOKER", f"reservation {booking_id} is someone else's")
+    now = now_ms()
+    await tx.fetch("UPDATE workstation_occupancy SET status = 'cancelled', updated_at = $2 "
+                   "WHERE id = $1", booking_id, now)
+    if desk["status"] == "reserved":
+        await tx.fetch("UPDATE workstations SET status = $2, updated_at = $3 WHERE id = $1",
+                       desk_id, await _idle_status(tx, desk_id, now), now)
+    await log(tx, desk_id, user_id, "cancel", f"booking {booking_id}")
+    return _same_rooms("UPDATE", desk)
+
+
+async def bookings(tx: Tx, desk_id: int) -> list[Row]:
+    """Active bookings of a desk, earliest first."""
+    return await tx.fetch(
+        """SELECT id, workstation_id, user_id, start_time, end_time, reservation_type, status
+           FROM workstation_occupancy WHERE workstation_id = $1 AND status = 'active'
+           ORDER BY start_time, id""", desk_id)
+
+
+async def sync(tx: Tx) -> list[Change]:
+    """Close bookings that have ended and bring every desk's status in line with its
+    bookings (``POST /api/database/sync``). Returns the desks whose status changed."""
+    now = now_ms()
+    await tx.fetch("""UPDATE workstation_occupancy SET status = 'completed', updated_at = $1
+                      WHERE status = 'active' AND end_time IS NOT NULL AND end_time <= $1""", now)
+    rows = await tx.fetch(
+        """SELECT w.id, w.status, w.occupied_by, w.occupied_at, w.floor_id, w.department_id,
+                  (SELECT o.user_id FROM workstation_occupancy o
+                   WHERE o.workstation_id = w.id AND o.status = 'active'
+                     AND o.reservation_type <> 'scheduled' AND o.start_time <= $1
+                   ORDER BY o.start_time DESC LIMIT 1) AS occupant,
+                  (SELECT count(*) FROM workstation_occupancy o
+                   WHERE o.workstation_id = w.id AND o.status = 'active'
+                     AND o.reservation_type = 'scheduled') AS reservations
+           FROM workstations w WHERE w.status IN ('available', 'occupied', 'reserved')
+           ORDER BY w.id""", now)
+    changes: list[Change] = []
+    for row in rows:
+        if row["occupant"] is not None:
+            status, occupant = "occupied", row["occupant"]
+        else:
+            status, occupant = ("reserved" if row["reservations"] else "available"), None
+        if status == row["status"] and occupant == row["occupied_by"]:
+            continue
+        occupied_at = None if occupant is None else \
+            (row["occupied_at"] if occupant == row["occupied_by"] else now)
+        await tx.fetch("""UPDATE workstations SET status = $2, occupied_by = $3,
+                          occupied_at = $4, updated_at = $5 WHERE id = $1""",
+                       row["id"], status, occupant, occupied_at, now)
+        await log(tx, row["id"], None, "sync", f"{row['status']} -> {status}")
+        changes.append(_same_rooms("UPDATE", row))
+    return changes
+
+
+async def logs(tx: Tx, desk_id: int, limit: int) -> list[Row]:
+    """The newest ``limit`` log entries of a desk, newest first."""
+    return await tx.fetch("""SELECT id, workstation_id, user_id, action, detail, created_at
+                             FROM workstation_logs WHERE workstation_id = $1
+                             ORDER BY id DESC LIMIT $2""", desk_id, limit)
+
+
+# "{where}" takes WorkstationFilter.where(): fixed fragments, values bound as parameters.
+_STATS_BY_STATUS = "SELECT w.status, count(*) AS n FROM workstations w{where} GROUP BY w.status"
+_STATS_BY_DEPARTMENT = """
+SELECT w.department_id AS id, d.name, count(*) AS total,
+       sum(CASE WHEN w.status = 'occupied' THEN 1 ELSE 0 END) AS occupied
+FROM workstations w LEFT JOIN departments d ON d.id = w.department_id{where}
+GROUP BY w.department_id, d.name ORDER BY w.department_id"""
+_STATS_BY_FLOOR = """
+SELECT w.floor_id AS id, w.building, w.floor_number AS number, count(*) AS total,
+       sum(CASE WHEN w.status = 'occupied' THEN 1 ELSE 0 END) AS occupied
+FROM workstations w{where}
+GROUP BY w.floor_id, w.building, w.floor_number ORDER BY w.floor_id"""
+
+
+async def stats(tx: Tx, where: WorkstationFilter) -> dict[str, Any]:
+    """Counts by status, by department and by floor, and the occupancy rate."""
+    clause, args = where.where()
+    by_status = {s: 0 for s in ("available", "occupied", "reserved", "maintenance", "disabled")}
+    for row in await tx.fetch(_STATS_BY_STATUS.replace("{where}", clause), *args):
+        by_status[row["status"]] = int(row["n"])
+    total = sum(by_status.values())
+    in_service = total - by_status["maintenance"] - by_status["disabled"]
+    departments = await tx.fetch(_STATS_BY_DEPARTMENT.replace("{where}", clause), *args)
+    floors = await tx.fetch(_STATS_BY_FLOOR.replace("{where}", clause), *args)
+    return {
+        "total": total, "by_status": by_status,
+        "occupancy_rate": round(by_status["occupied"] / in_service, 4) if in_service else 0.0,
+        "by_department": [{k: (int(v) if k in ("total", "occupied") else v)
+                           for k, v in r.items()} for r in departments],
+        "by_floor": [{k: (int(v) if k in ("total", "occupied") else v)
+                      for k, v in r.items()} for r in floors],
+    }
+
+
+async def find_department(tx: Tx, ref: str) -> int | None:
+    """A department's id from its name or its id (``?dept=Engineering`` or ``?dept=3``)."""
+    row = await tx.fetchrow("SELECT id FROM departments WHERE name = $1", ref)
+    if row is None and ref.isascii() and ref.isdigit() and len(ref) < 10:
+        row = await tx.fetchrow("SELECT id FROM departments WHERE id = $1", int(ref))
+    return None if row is None else int(row["id"])
+
+
+async def layout(tx: Tx) -> dict[str, list[Row]]:
+    """Buildings, floors and departments: the frame of the map."""
+    return {
+        "buildings": await tx.fetch("SELECT id, name FROM buildings ORDER BY id"),
+        "floors": await tx.fetch("SELECT id, building_id, number, name, width, height "
+                                 "FROM floors ORDER BY building_id, number"),
+        "departments": await tx.fetch("SELECT id, name, color FROM departments ORDER BY id"),
+    }
+
+
+async def row_of(tx: Tx, table: str, row_id: int) -> Row | None:
+    """An ``employees`` or ``departments`` row for a change event."""
+    if table == "employees":
+        return await tx.fetchrow("SELECT id, name, email, department_id, user_id "
+                                 "FROM employees WHERE id = $1", row_id)
+    if table == "departments":
+        return await tx.fetchrow("SELECT id, name, color FROM departments WHERE id = $1", row_id)
+    return None

@@ -1,0 +1,183 @@
+"""The Socket.IO endpoint at ``/socket.io`` (python-socketio on the node's aiohttp
+app), so the seed's Vue client with ``socket.io-client`` v4 connects unchanged.
+
+A client authenticates in the handshake — ``io(url, {auth: {token}})``, or
+``?token=`` / ``Authorization: Bearer`` — and joins rooms either in the same
+``auth`` object (``floor``, ``dept``) or later with ``socket.emit("join", {floor: 3})``.
+The node emits desk events only to the rooms they concern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from tidings.apps.desks.events import department_room, floor_room, message
+from tidings.apps.desks.monitoring import DeskMonitor
+from tidings.auth import Authenticator, AuthError
+
+log = logging.getLogger(__name__)
+
+MAX_ROOMS_PER_CLIENT = 100
+ResolveDepartment = Callable[[str], Awaitable[int | None]]
+
+
+class RoomError(ValueError):
+    """A join/leave request named no valid room."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _origin_rule(allowed: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:
+    """The core's Origin rule (docs/protocol.md): same host and port as ``Host``, no
+    Origin at all, or one listed in ``allowed_origins`` (``*`` = any)."""
+    def allow(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin or "*" in allowed or origin in allowed:
+            return True
+        return urllib.parse.urlsplit(origin).netloc.lower() == \
+            str(environ.get("HTTP_HOST", "")).lower()
+    return allow
+
+
+def _ids(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+class DeskSockets:
+    """The Socket.IO server and its handlers."""
+
+    def __init__(self, auth: Authenticator, allowed_origins: list[str],
+                 resolve_department: ResolveDepartment, monitor: DeskMonitor) -> None:
+        self._auth = auth
+        self._resolve_department = resolve_department
+        self._monitor = monitor
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", logger=False,
+                                        engineio_logger=False,
+                                        cors_allowed_origins=_origin_rule(allowed_origins))
+        self.connected = 0
+        self._token_of: dict[str, int | None] = {}  # sid → the token it authenticated with
+        self._closing: set[asyncio.Task[None]] = set()
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("join", self._join)
+        self.sio.on("leave", self._leave)
+
+    def attach(self, app: web.Application) -> None:
+        """Serve ``/socket.io/`` on ``app``."""
+        self.sio.attach(app, socketio_path="socket.io")
+
+    @staticmethod
+    def _token(environ: dict[str, Any], auth: Any) -> str:
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+            return str(auth["token"])
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if query.get("token"):
+            return str(query["token"][0])
+        scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = self._token(environ, auth)
+        if not token:
+            raise socketio.exceptions.ConnectionRefusedError(
+                "send auth: {token}", {"code": "UNAUTHORIZED"})
+        try:
+            identity = await self._auth.verify(token)
+        except AuthError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc), {"code": "UNAUTHORIZED"}) from None
+        await self.sio.save_session(sid, {"user_id": identity.user_id})
+        self._token_of[sid] = identity.token_id
+        self.connected += 1
+        self._monitor.socketio_connections.set(self.connected)
+        joined: list[str] = []
+        if isinstance(auth, dict) and ("floor" in auth or "dept" in auth):
+            try:
+                joined = await self._enter(sid, auth)
+            except RoomError as exc:
+                self.sio.start_background_task(self.sio.emit, "error", message(
+                    "error", {"code": exc.code, "message": str(exc)}), to=sid)
+        # Sent from a task: python-socketio sends the CONNECT packet only once this
+        # handler returns, and the client drops events that arrive before it.
+        self.sio.start_background_task(self.sio.emit, "connection_ack", message(
+            "connection_ack", {"userId": identity.user_id, "rooms": joined}), to=sid)
+
+    async def _disconnect(self, sid: str, *_reason: Any) -> None:
+        self._token_of.pop(sid, None)
+        self.connected -= 1
+        self._monitor.socketio_connections.set(self.connected)
+
+    async def _rooms(self, data: Any) -> list[str]:
+        if not isinstance(data, dict):
+            raise RoomError("BAD_ROOM", "send {floor: ID} and/or {dept: ID or name}")
+        rooms: list[str] = []
+        for floor in _ids(data.get("floor")):
+            if isinstance(floor, bool) or not isinstance(floor, int) or not 0 < floor < 2**31:
+                raise RoomError("BAD_ROOM", "floor must be a floor id")
+            rooms.append(floor_room(floor))
+        for dept in _ids(data.get("dept", data.get("department"))):
+            if isinstance(dept, int) and not isinstance(dept, bool) and 0 < dept < 2**31:
+                rooms.append(department_room(dept))
+                continue
+            found = await self._resolve_department(dept) if isinstance(dept, str) and \
+                len(dept) <= 100 else None
+            if found is None:
+                raise RoomError("DEPARTMENT_NOT_FOUND", f"no department {str(dept)[:100]!r}")
+            rooms.append(department_room(found))
+        if not rooms:
+            raise RoomError("BAD_ROOM", "send {floor: ID} and/or {dept: ID or name}")
+        return rooms
+
+    async def _enter(self, sid: str, data: Any) -> list[str]:
+        rooms = await self._rooms(data)
+        if len(self.sio.rooms(sid)) + len(rooms) > MAX_ROOMS_PER_CLIENT + 1:  # +1: own sid
+            raise RoomError("TOO_MANY_ROOMS", f"at most {MAX_ROOMS_PER_CLIENT} rooms")
+        for room in rooms:
+            await self.sio.enter_room(sid, room)
+        return rooms
+
+    async def _join(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """``join`` → ack ``{ok: true, rooms}`` or ``{ok: false, error: {code, message}}``."""
+        try:
+            return {"ok": True, "rooms": await self._enter(sid, data)}
+        except RoomError as exc:
+            return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+
+    async def _leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """``leave`` → ack like ``join``."""
+        try:
+            rooms = await self._rooms(data)
+        except RoomError as exc:
+            return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+        for room in rooms:
+            await self.sio.leave_room(sid, room)
+        return {"ok": True, "rooms": rooms}
+
+    def close_tokens(self, token_ids: set[int]) -> int:
+        """Disconnect every client authenticated with one of ``token_ids`` (revoked)."""
+        doomed = [sid for sid, token in self._token_of.items() if token in token_ids]
+        for sid in doomed:
+            log.info("socket.io %s: token revoked, disconnecting", sid)
+            task = asyncio.get_running_loop().create_task(self.sio.disconnect(sid))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(doomed)
+
+    async def emit(self, type_: str, body: dict[str, Any], rooms: list[str]) -> None:
+        """Send one event to every client in any of ``rooms`` (each client once)."""
+        if rooms:
+            await self.sio.emit(type_, body, room=rooms)
+
+    async def close(self) -> None:
+        """Disconnect every client."""
+        await self.sio.shutdown()

@@ -1,0 +1,145 @@
+"""This node's channel subscriptions, and the in-order, at-most-once delivery to them.
+
+Like the chat hub's catch-up: a subscription is registered *before* the store
+is read, so a publication is either in the replay or arrives as a live event
+(buffered until the replay is out), never in neither; after the replay the
+buffer is flushed, skipping offsets already sent. Offsets of a channel are
+contiguous, so a live publication more than one above the last one sent means
+an event is late (another node's publish overtaken on the bus): delivery then
+pauses and the broker refills the gap from the store.
+
+A subscriber whose outbox is full is not closed as a slow consumer when its
+channel keeps history: delivery pauses the same way, and the broker refills
+from the store at the pace the client reads (a batch of 1000 publications
+must not drop every subscriber). Without history it is closed (4413) as for chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tidings.channels.wire import PublicationFrames
+from tidings.gateway.connection import Connection
+from tidings.store.channels import Publication
+
+_MAX_BUFFERED = 1000  # publications held per paused subscription before relying on the store
+
+
+class Subscription:
+    """One connection's subscription to one channel."""
+
+    __slots__ = ("active", "buffered", "channel", "conn", "live", "offset", "overflowed",
+                 "refillable")
+
+    def __init__(self, conn: Connection, channel: str, refillable: bool) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.refillable = refillable  # its channel keeps history to refill from
+        self.offset = 0  # the highest offset sent (or skipped as already known)
+        self.live = False  # False while replaying: live publications are buffered
+        self.buffered: list[Publication] = []
+        self.overflowed = False  # the buffer was dropped: the store has those
+        self.active = True  # False once unsubscribed or disconnected
+
+
+class ChannelRouter:
+    """Subscriptions by channel and by connection. ``recover(sub)`` is called when a
+    live subscription finds a gap; it must refill and then call :meth:`go_live`."""
+
+    def __init__(self, recover: Callable[[Subscription], None]) -> None:
+        self._by_channel: dict[str, dict[str, Subscription]] = {}
+        self._by_conn: dict[str, dict[str, Subscription]] = {}
+        self._recover = recover
+
+    def add(self, conn: Connection, channel: str, *, refillable: bool) -> Subscription:
+        """Register a subscription that starts buffering live publications at once."""
+        sub = Subscription(conn, channel, refillable)
+        self._by_channel.setdefault(channel, {})[conn.id] = sub
+        self._by_conn.setdefault(conn.id, {})[channel] = sub
+        return sub
+
+    def get(self, conn: Connection, channel: str) -> Subscription | None:
+        """The connection's subscription to ``channel``, if any."""
+        return self._by_conn.get(conn.id, {}).get(channel)
+
+    def count(self, conn: Connection) -> int:
+        """How many channels the connection is subscribed to."""
+        return len(self._by_conn.get(conn.id, ()))
+
+    def remove(self, conn: Connection, channel: str) -> Subscription | None:
+        """Forget one subscription; return it, or None if there was none."""
+        sub = self._by_conn.get(conn.id, {}).pop(channel, None)
+        if sub is None:
+            return None
+        sub.active = False
+        subs = self._by_channel.get(channel)
+        if subs is not None:
+            subs.pop(conn.id, None)
+            if not subs:
+                del self._by_channel[channel]
+        if not self._by_conn.get(conn.id, True):
+            del self._by_conn[conn.id]
+        return sub
+
+    def drop(self, conn: Connection) -> list[Subscription]:
+        """Forget every subscription of a closed connection; return them."""
+        return [s for c in list(self._by_conn.get(conn.id, {}))
+                if (s := self.remove(conn, c)) is not None]
+
+    def subscribers(self, channel: str) -> list[Subscription]:
+        """The subscriptions to ``channel`` on this node."""
+        return list(self._by_channel.get(channel, {}).values())
+
+    def channels(self) -> dict[str, int]:
+        """Subscriber count of every channel with subscribers here."""
+        return {c: len(s) for c, s in self._by_channel.items()}
+
+    def deliver(self, pub: Publication) -> int:
+        """A publication was committed: push it to the channel's live subscribers (hold
+        it for the others); return how many got it now."""
+        subs = self._by_channel.get(pub.channel)
+        if not subs:
+            return 0
+        frames = PublicationFrames(pub)
+        pushed = 0
+        for sub in list(subs.values()):
+            if sub.live:
+                pushed += self._offer(sub, pub, frames, accept_gap=False)
+            else:
+                self._hold(sub, pub)
+        return pushed
+
+    def go_live(self, sub: Subscription, *, accept_gaps: bool) -> None:
+        """End a replay or refill: push what was buffered, then deliver live.
+
+        ``accept_gaps``: the store had nothing more to fill a gap with (history
+        trimmed or not kept), so deliver past it rather than refill again.
+        """
+        buffered, sub.buffered = sorted(sub.buffered, key=lambda p: p.offset), []
+        sub.live = True
+        for pub in buffered:
+            if not sub.live:  # a gap paused delivery again: keep the rest buffered
+                self._hold(sub, pub)
+                continue
+            self._offer(sub, pub, PublicationFrames(pub), accept_gap=accept_gaps)
+
+    def _offer(self, sub: Subscription, pub: Publication, frames: PublicationFrames, *,
+               accept_gap: bool) -> bool:
+        if pub.offset <= sub.offset or not sub.active:
+            return False  # already sent (replay and live overlap) or unsubscribed
+        gap = pub.offset > sub.offset + 1 and not accept_gap
+        if gap or (sub.conn.full and sub.refillable):
+            sub.live = False
+            self._hold(sub, pub)
+            self._recover(sub)
+            return False
+        if sub.conn.push(frames.get(sub.conn.binary)):
+            sub.offset = pub.offset
+            return True
+        return False
+
+    def _hold(self, sub: Subscription, pub: Publication) -> None:
+        sub.buffered.append(pub)
+        if len(sub.buffered) > _MAX_BUFFERED and sub.refillable:
+            sub.buffered.clear()  # the refill reads these from the store
+            sub.overflowed = True

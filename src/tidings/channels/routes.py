@@ -1,0 +1,180 @@
+"""HTTP API of the broker (seed 003 Phase 4): publish, batch publish, history,
+presence and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.routes import SERVICE, authenticated, int_param
+from tidings.auth import Identity
+from tidings.channels.access import is_admin
+from tidings.channels.broker import Broker, BrokerError
+from tidings.channels.wire import publication_json
+from tidings.protocol.messages import ChannelName, IdempotencyKey, PublicationType
+from tidings.store.channels import NewPublication, PublishResult
+
+MAX_BATCH = 1000
+BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
+
+UserId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+UserIds = Annotated[list[UserId], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/v1/publish`` and an item of a batch: ``channel`` or
+    ``user_ids`` (each user's ``user:<id>`` channel), never both."""
+
+    data: Any
+    channel: ChannelName | None = None
+    user_ids: UserIds | None = None
+    type: PublicationType = "message"
+    idempotency_key: IdempotencyKey | None = None
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/v1/publish/batch``."""
+
+    items: Annotated[list[PublishRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+def _http_error(exc: BrokerError) -> ApiError:
+    return ApiError(exc.status, exc.code.value.removeprefix("WS_"), exc.message)
+
+
+def _channels(body: PublishRequest) -> list[str]:
+    if (body.channel is None) == (body.user_ids is None):
+        raise ApiError(422, "INVALID_BODY", "give either channel or user_ids")
+    return [body.channel] if body.channel is not None else [f"user:{u}" for u in body.user_ids
+                                                             or ()]
+
+
+def _result(r: PublishResult) -> dict[str, Any]:
+    return {"channel": r.channel, "offset": r.offset, "created_at": r.created_at,
+            "duplicate": r.duplicate}
+
+
+def _prepare(broker: Broker, body: PublishRequest, channel: str,
+             me: Identity) -> NewPublication:
+    try:
+        return broker.prepare(channel, body.type, body.data, body.idempotency_key, me.user_id,
+                              "http", me.scopes)
+    except BrokerError as exc:
+        raise _http_error(exc) from None
+
+
+async def publish(request: web.Request) -> web.Response:
+    """``POST /api/v1/publish``: store, then deliver; answers once stored."""
+    me = await authenticated(request)
+    body = await read_json(request, PublishRequest)
+    broker = request.app[BROKER]
+    channels = _channels(body)
+    items = [_prepare(broker, body, c, me) for c in channels]  # all checked before any is sent
+    results = await asyncio.gather(*(broker.submit(i) for i in items))
+    if body.channel is not None:
+        return json_response(_result(results[0]))
+    return json_response({"results": [_result(r) for r in results]})
+
+
+async def publish_batch(request: web.Request) -> web.Response:
+    """``POST /api/v1/publish/batch``: up to 1000 items, each stored or refused on its own;
+    results in item order."""
+    me = await authenticated(request)
+    body = await read_json(request, BatchRequest)
+    broker = request.app[BROKER]
+    answers: list[dict[str, Any] | asyncio.Future[PublishResult]] = []
+    for n, item in enumerate(body.items):
+        try:
+            for channel in _channels(item):
+                answers.append(broker.submit(_prepare(broker, item, channel, me)))
+        except ApiError as exc:
+            answers.append({"index": n, "error": {"code": exc.code, "message": exc.message}})
+    out: list[dict[str, Any]] = []
+    for answer in answers:
+        out.append(_result(await answer) if isinstance(answer, asyncio.Future) else answer)
+    return json_response({"results": out})
+
+
+def _channel_param(request: web.Request) -> str:
+    name = request.match_info["name"]
+    try:
+        return msgspec.convert(name, ChannelName)
+    except msgspec.ValidationError:
+        raise ApiError(400, "BAD_PARAMETER", f"invalid channel name {name!r}") from None
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels/{name}/history?since=&limit=``: retained publications after
+    ``since`` (default 0: all retained), oldest first."""
+    me = await authenticated(request)
+    channel = _channel_param(request)
+    since = int_param(request, "since", 0) or 0
+    limit = int_param(request, "limit", 100, low=1, high=1000) or 100
+    broker = request.app[BROKER]
+    try:
+        broker.authorize("subscribe", channel, me.user_id, me.scopes)
+        page = await broker.history(channel, since, limit)
+    except BrokerError as exc:
+        raise _http_error(exc) from None
+    return json_response({
+        "channel": channel, "offset": page.top_offset, "first_offset": page.first_offset,
+        "recovered": since <= page.top_offset and since + 1 >= page.first_offset,
+        "publications": [publication_json(p) for p in page.publications],
+        "has_more": len(page.publications) == limit})
+
+
+async def presence(request: web.Request) -> web.Response:
+    """``GET /api/v1/channels/{name}/presence``: who is subscribed (namespaces with
+    ``presence`` only)."""
+    me = await authenticated(request)
+    channel = _channel_param(request)
+    broker = request.app[BROKER]
+    try:
+        ns = broker.authorize("subscribe", channel, me.user_id, me.scopes)
+    except BrokerError as exc:
+        raise _http_error(exc) from None
+    if not ns.presence:
+        raise ApiError(404, "PRESENCE_DISABLED",
+                       f"the namespace of {channel!r} does not keep presence")
+    subscribers = broker.presence(channel)
+    return json_response({"channel": channel, "subscribers": [
+        {"user_id": u, "device_id": d} for u, d in subscribers]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """``GET /api/v1/stats`` (admin scope): publications by type and by day, connections,
+    per-channel counts."""
+    me = await authenticated(request)
+    if not is_admin(me.scopes):
+        raise ApiError(403, "PERMISSION_DENIED", "statistics need a token with the admin scope")
+    broker = request.app[BROKER]
+    data = await broker.store.broker_stats()
+    by_type: dict[str, int] = defaultdict(int)
+    by_day: dict[str, int] = defaultdict(int)
+    for d in data.daily:
+        by_type[d.type] += d.count
+        by_day[d.day] += d.count
+    subscribers = broker.router.channels()
+    hub = request.app[SERVICE].hub
+    return json_response({
+        "publications": {"total": sum(by_type.values()), "by_type": dict(by_type),
+                         "by_day": dict(by_day)},
+        "connections": sum(1 for _ in hub.all_connections()),
+        "subscriptions": sum(subscribers.values()),
+        "channels": [{"channel": c.channel, "published": c.published, "retained": c.retained,
+                      "subscribers": subscribers.get(c.channel, 0)} for c in data.channels]})
+
+
+def add_channel_routes(app: web.Application, broker: Broker) -> None:
+    """Register the broker's routes."""
+    app[BROKER] = broker
+    app.router.add_post("/api/v1/publish", publish)
+    app.router.add_post("/api/v1/publish/batch", publish_batch)
+    app.router.add_get("/api/v1/channels/{name}/history", history)
+    app.router.add_get("/api/v1/channels/{name}/presence", presence)
+    app.router.add_get("/api/v1/stats", stats)

@@ -1,0 +1,99 @@
+"""The registry interface: nodes with leases, connections by user, chosen statuses.
+
+A node holds a *lease* that it renews every ``heartbeat_interval``; a node whose
+lease is older than ``node_timeout`` is dead, and its connections no longer
+count — for the per-user connection limit, for presence — whether or not anyone
+has cleaned them up yet. Every node also *reaps* dead nodes on each heartbeat:
+exactly one node wins each dead node (an atomic delete), removes its
+connections and announces its users offline. So a node killed without saying
+goodbye has its users shown offline within ``node_timeout`` + one heartbeat.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+
+import msgspec
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds (leases are compared across processes)."""
+    return time.time_ns() // 1_000_000
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """Outcome of asking for a connection slot."""
+
+    granted: bool
+    live_before: int  # the user's live connections in the cluster before this one
+
+
+class NodeStatus(msgspec.Struct, frozen=True):
+    """One live node, for ``GET /api/v1/cluster/nodes``."""
+
+    node_id: str
+    address: str
+    pid: int
+    started_at: int
+    last_heartbeat: int
+    connections: int
+
+
+class Registry(abc.ABC):
+    """Cluster-wide connection and presence state, shared by every node."""
+
+    def __init__(self, *, node_id: str, address: str) -> None:
+        self.node_id = node_id
+        self.address = address
+
+    def key(self, conn_id: str) -> str:
+        """A connection's cluster-wide name (connection ids are unique per node only)."""
+        return f"{self.node_id}/{conn_id}"
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Register this node with a fresh lease."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Remove this node and its connections (a clean shutdown)."""
+
+    @abc.abstractmethod
+    async def claim(self, user_id: int, conn_id: str, limit: int) -> Claim:
+        """Take a connection slot for the user if they hold fewer than ``limit`` live
+        connections in the cluster; atomic across nodes."""
+
+    @abc.abstractmethod
+    async def release(self, user_id: int, conn_id: str) -> int:
+        """Give the slot back; return the user's live connections left in the cluster."""
+
+    @abc.abstractmethod
+    async def online(self, user_ids: list[int]) -> set[int]:
+        """Those of ``user_ids`` with at least one live connection on any node."""
+
+    @abc.abstractmethod
+    async def choose(self, user_id: int, status: str | None) -> None:
+        """Record the status a user chose (None: back to plain online)."""
+
+    @abc.abstractmethod
+    async def chosen(self, user_ids: list[int]) -> dict[int, str]:
+        """Chosen statuses of those users who have one."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, connections: Callable[[], dict[str, int]]) -> None:
+        """Renew the lease and make the registry hold this node's connections (conn id
+        -> user id, from ``connections()``): re-registers them if the lease had lapsed
+        and others reaped this node, and drops entries a failed release left behind.
+        ``connections`` is called only after the registry's entries were read, so a
+        connection claimed meanwhile is never taken for a stale one."""
+
+    @abc.abstractmethod
+    async def reap(self) -> list[int]:
+        """Remove nodes whose lease expired; return their users who are now offline
+        everywhere (each dead node is reaped by exactly one caller)."""
+
+    @abc.abstractmethod
+    async def nodes(self) -> list[NodeStatus]:
+        """Live nodes, oldest first."""

@@ -1,0 +1,76 @@
+"""This node's membership: its lease, and the reaping of nodes that died.
+
+Every ``heartbeat_interval`` the node renews its lease (re-registering its
+connections if others had reaped it while it was cut off) and reaps dead nodes;
+users left without a live connection anywhere are announced offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from tidings.cluster.base import Registry
+from tidings.hub.hub import Hub
+from tidings.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Announce = Callable[[int], Awaitable[None]]
+
+
+class Membership:
+    """Runs the heartbeat of one node."""
+
+    def __init__(self, registry: Registry, hub: Hub, announce_offline: Announce,
+                 metrics: Metrics, *, interval: float) -> None:
+        self.registry = registry
+        self._hub = hub
+        self._announce = announce_offline
+        self._metrics = metrics
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.healthy = True
+
+    async def start(self) -> None:
+        """Register this node, then beat in the background."""
+        await self.registry.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+
+    async def close(self) -> None:
+        """Stop beating and leave the cluster."""
+        self._stopping = True  # a client library may turn our cancel into its own error
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=5.0)
+            self._task = None
+        try:
+            await self.registry.close()
+        except Exception as exc:  # the registry may be the thing that is gone
+            log.warning("leaving the cluster registry failed: %s", exc)
+
+    def _connections(self) -> dict[str, int]:
+        return {c.id: c.user_id for c in self._hub.all_connections()}
+
+    async def beat(self) -> None:
+        """One heartbeat: renew, reap, announce."""
+        await self.registry.heartbeat(self._connections)
+        for user_id in await self.registry.reap():
+            log.info("user %d went offline with a dead node", user_id)
+            await self._announce(user_id)
+        self._metrics.cluster_nodes.set(len(await self.registry.nodes()))
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.beat()
+                if not self.healthy:
+                    log.warning("cluster registry reachable again")
+                self.healthy = True
+            except Exception as exc:
+                if self.healthy:
+                    log.warning("heartbeat failed: %s", exc)
+                self.healthy = False

@@ -1,0 +1,75 @@
+"""The benchmark harness itself still works: a tiny ``make bench-quick`` run.
+
+It asserts what the harness measured, not how fast: every scenario produced a
+result, the figures are internally consistent (a passing fan-out step delivered
+every message to every subscriber), and nothing failed. Speed is for bench/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("node") is None or shutil.which("cc") is None:
+        pytest.skip("bench-quick needs node and a C compiler (bench/install.sh installs them)")
+    subprocess.run(["bash", "bench/install.sh", "quick"], cwd=ROOT, check=True,
+                   env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PY": sys.executable})
+    out = tmp_path_factory.mktemp("bench")
+    docs = out / "benchmarks.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--subscribers", "20",
+         "--connections", "40", "--out", str(out), "--docs", str(docs)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def _result(out: Path, scenario: str) -> dict:
+    [path] = out.glob(f"*-{scenario}.json")
+    return json.loads(path.read_text())
+
+
+def test_fanout_steps_deliver_every_message_to_every_subscriber(quick_run: Path) -> None:
+    doc = _result(quick_run, "fanout")
+    assert doc["subscribers"] == 20 and doc["machine"]["cores"] >= 1
+    [rep] = doc["results"]["node-ws"]
+    assert rep["steps"], "no fan-out step ran"
+    for step in rep["steps"]:
+        if step["kept_up"]:
+            assert step["delivered"] == step["expected"] == step["publishes"] * 20
+            assert step["closed"] == 0
+    assert rep["max_kept_up_deliveries_per_s"] > 0
+    assert rep["at_80pct"]["delivered"] > 0 and rep["at_80pct"]["p50_ms"] >= 0
+
+
+def test_idle_connections_are_all_ready_and_cost_memory(quick_run: Path) -> None:
+    doc = _result(quick_run, "connections")
+    for name in ("node-ws", "tidings"):
+        [rep] = doc["results"][name]
+        assert rep["ready"] == rep["connections"] == 40, rep
+        assert rep["failed"] == rep["closed"] == 0
+        assert rep["rss_after_mib"] >= rep["rss_before_mib"] > 0
+
+
+def test_durable_chat_acks_every_chat_it_sent(quick_run: Path) -> None:
+    [rep] = _result(quick_run, "chat")["results"]["sqlite"]
+    assert rep["acked"] > 0 and rep["acked_per_s"] > 0
+    assert rep["errors"] == rep["closed"] == rep["unacked_at_end"] == 0
+    assert 0 <= rep["ack_p50_ms"] <= rep["ack_p99_ms"]
+
+
+def test_markdown_table_names_every_server(quick_run: Path) -> None:
+    text = (quick_run / "benchmarks.md").read_text()
+    assert "Node ws" in text and "Tidings /ws" in text and "Load average" in text

@@ -1,0 +1,128 @@
+"""``make chaos``: the ledger scenarios of ``make test``, longer and bigger, with their
+figures written into ``docs/reliability.md`` (between the ``soak`` markers).
+
+    python -m tests.chaos.soak                 # every scenario, rewrite the table
+    python -m tests.chaos.soak --only storm    # scenarios whose name contains "storm"
+    python -m tests.chaos.soak --no-write      # print only
+
+Every scenario talks to 127.0.0.1 only, is bounded in size and time, and stops
+what it started. A broken promise stops the run with the ledger's problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from tests.chaos import scenarios
+from tests.chaos.ledger import LedgerError
+from tests.support.services import PostgresServer
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
+
+Scenario = Callable[[], Awaitable[scenarios.Result]]
+
+
+def _plan(tmp: str, pg: PostgresServer) -> dict[str, Scenario]:
+    def sqlite(name: str) -> str:
+        return f"sqlite:///{tmp}/{name}.db"
+
+    return {
+        "node kill -9, SQLite": lambda: scenarios.node_crashes(
+            sqlite("crash"), users=20, devices=2, crashes=10, interval=3.0,
+            name="node kill -9, SQLite"),
+        "node kill -9, PostgreSQL": lambda: scenarios.node_crashes(
+            pg.create_database("soak_crash"), users=20, devices=2, crashes=10,
+            interval=3.0, name="node kill -9, PostgreSQL"),
+        "SIGTERM drain + restart, SQLite": lambda: scenarios.node_crashes(
+            sqlite("drain"), users=20, devices=2, crashes=5, interval=3.0, graceful=True,
+            name="SIGTERM drain + restart, SQLite"),
+        "SIGTERM drain + restart, PostgreSQL": lambda: scenarios.node_crashes(
+            pg.create_database("soak_drain"), users=20, devices=2, crashes=5,
+            interval=3.0, graceful=True, name="SIGTERM drain + restart, PostgreSQL"),
+        "PostgreSQL restart": lambda: scenarios.postgres_restarts(
+            users=20, devices=2, restarts=5, interval=3.0, pg_down=1.0),
+        "reconnect storm": lambda: scenarios.reconnect_storm(
+            sqlite("storm"), clients=2000, chats_each=2),
+    }
+
+
+def _row(r: scenarios.Result) -> str:
+    f = r.figures
+    notes = ", ".join(f"{k} {v}" for k, v in r.notes.items() if k != "node_errors_sample")
+    return (f"| {r.name} | {r.faults} | {r.seconds:.0f} s | {f.sent} | {f.acked} | "
+            f"{f.refused} | {f.expected_deliveries} | {f.delivered} | {f.raw_frames} | "
+            f"{f.redelivered} | {f.unacked_delivered} | {f.connections} | **{f.lost}** | "
+            f"**{f.duplicated}** | **{f.out_of_order}** | **{f.phantom}** | {notes} |")
+
+
+def _table(results: list[scenarios.Result]) -> str:
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = (f"Run by `make chaos` on {when}: {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}.\n\n"
+            "| scenario | faults | time | chats sent | acked | refused | deliveries "
+            "expected | delivered (SDK) | on the wire | redelivered | unacked but "
+            "delivered | connections | lost | duplicated | out of order | never sent | "
+            "notes |\n|" + "---|" * 17)
+    return "\n".join([head, *(_row(r) for r in results)])
+
+
+def write(results: list[scenarios.Result], keep: bool = False) -> None:
+    """Replace the table between the markers of docs/reliability.md; with ``keep``
+    (an ``--only`` run) replace only the rows of the scenarios that ran."""
+    text = DOC.read_text()
+    table = _table(results)
+    old = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip().splitlines()
+    if keep and len(old) > 3:
+        names = {r.name for r in results}
+        kept = [row for row in old[4:] if row.split("|")[1].strip() not in names]
+        table = "\n".join([*table.splitlines()[:4], *kept,
+                            *(_row(r) for r in results)])
+    block = f"{BEGIN}\n{table}\n{END}"
+    DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,
+                          flags=re.S))
+
+
+async def main(only: str | None, write_doc: bool) -> int:
+    """Run the scenarios; return the process exit code."""
+    pg = PostgresServer()
+    await asyncio.to_thread(pg.start)
+    results: list[scenarios.Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="tidings-soak-") as tmp:
+            for name, run in _plan(tmp, pg).items():
+                if only and only.lower() not in name.lower():
+                    continue
+                print(f"== {name} …", flush=True)
+                try:
+                    result = await run()
+                except LedgerError as exc:
+                    print(exc)
+                    return 1
+                except TimeoutError:
+                    print(f"{name}: did not finish within its bound; not in the table")
+                    continue
+                print(_row(result), flush=True)
+                results.append(result)
+    finally:
+        await asyncio.to_thread(pg.close)
+    if write_doc and results:
+        write(results, keep=only is not None)
+        print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite the doc")
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.only, not args.no_write)))

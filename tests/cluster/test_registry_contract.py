@@ -1,0 +1,155 @@
+"""The Registry contract, on every backend: two registries on one URL are two nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.conftest import PostgresServer
+from tidings.cluster import Registry, open_registry
+
+REGISTRY_BACKENDS = ["memory", "redis", "postgres"]
+TIMEOUT = 1.0  # node_timeout, seconds: short so that a lapsed lease is quick to see
+
+
+@pytest.fixture(params=REGISTRY_BACKENDS)
+def cluster_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "redis":
+        yield request.getfixturevalue("redis_url")
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        name = f"reg_{secrets.token_hex(6)}"
+        url = server.create_database(name)
+        yield url
+        server.drop_database(name)
+
+
+Factory = Callable[[str], Awaitable[Registry]]
+
+
+@pytest.fixture
+async def registries(cluster_url: str) -> AsyncIterator[Factory]:
+    started: list[Registry] = []
+
+    async def start(node_id: str) -> Registry:
+        registry = open_registry(cluster_url, node_id=node_id, address=f"127.0.0.1:{node_id}",
+                                 node_timeout=TIMEOUT)
+        await registry.start()
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in started:
+        with contextlib.suppress(Exception):  # some are closed by the test already
+            await registry.close()
+
+
+def is_memory(url: str) -> bool:
+    return url == "memory://"
+
+
+async def test_the_connection_limit_holds_across_nodes(registries, cluster_url) -> None:
+    a = await registries("a")
+    b = a if is_memory(cluster_url) else await registries("b")
+    assert (await a.claim(7, "c1", 3)).live_before == 0
+    # The same local id on another node is another connection.
+    assert (await b.claim(7, "c1b" if a is b else "c1", 3)).granted
+    third = await a.claim(7, "c2", 3)
+    assert third.granted and third.live_before == 2
+    refused = await b.claim(7, "c3", 3)
+    assert not refused.granted and refused.live_before == 3
+    assert await a.release(7, "c2") == 2
+    assert (await b.claim(7, "c3", 3)).granted
+
+
+async def test_online_means_a_connection_on_any_node(registries, cluster_url) -> None:
+    a = await registries("a")
+    b = a if is_memory(cluster_url) else await registries("b")
+    await a.claim(1, "c1", 3)
+    await b.claim(2, "c1", 3)
+    assert await a.online([1, 2, 3]) == {1, 2}
+    assert await b.online([]) == set()
+    assert await b.release(2, "c1") == 0
+    assert await a.online([1, 2]) == {1}
+
+
+async def test_a_chosen_status_is_shared_and_cleared_with_the_last_connection(
+        registries, cluster_url) -> None:
+    a = await registries("a")
+    b = a if is_memory(cluster_url) else await registries("b")
+    await a.claim(1, "c1", 3)
+    await a.choose(1, "away")
+    assert await b.chosen([1, 2]) == {1: "away"}
+    await b.choose(1, None)
+    assert await a.chosen([1]) == {}
+    await a.choose(1, "away")
+    await a.release(1, "c1")
+    assert await b.chosen([1]) == {}
+
+
+async def test_a_dead_nodes_users_go_offline_and_are_reaped_once(registries, cluster_url
+                                                                  ) -> None:
+    if is_memory(cluster_url):
+        a = await registries("a")
+        assert await a.reap() == []
+        return
+    dead = await registries("dead")
+    a = await registries("a")
+    b = await registries("b")
+    await dead.claim(5, "c1", 3)
+    await dead.claim(6, "c2", 3)
+    await a.claim(6, "c9", 3)  # user 6 also holds a connection on a live node
+    await asyncio.sleep(TIMEOUT + 0.2)
+    await a.heartbeat(lambda: {"c9": 6})
+    await b.heartbeat(dict)
+    # The lease lapsed: user 5 no longer counts as online, even before any reaping.
+    assert await a.online([5, 6]) == {6}
+    reaped = await asyncio.gather(a.reap(), b.reap())
+    assert sorted(reaped[0] + reaped[1]) == [5]  # exactly one reaper announces user 5
+    assert [n.node_id for n in await a.nodes()] == ["a", "b"]
+
+
+async def test_a_node_reaped_while_cut_off_registers_its_connections_again(
+        registries, cluster_url) -> None:
+    if is_memory(cluster_url):
+        pytest.skip("a single node cannot be cut off")
+    slow = await registries("slow")
+    other = await registries("other")
+    await slow.claim(5, "c1", 1)
+    await asyncio.sleep(TIMEOUT + 0.2)
+    await other.heartbeat(dict)
+    assert await other.reap() == [5]
+    assert (await other.claim(5, "c2", 1)).granted  # the slot looked free meanwhile
+    await other.release(5, "c2")
+    await slow.heartbeat(lambda: {"c1": 5})  # back: its connection counts again
+    assert await other.online([5]) == {5}
+    assert not (await other.claim(5, "c3", 1)).granted
+
+
+async def test_heartbeat_drops_entries_a_failed_release_left_behind(registries, cluster_url
+                                                                    ) -> None:
+    if is_memory(cluster_url):
+        pytest.skip("the memory registry is the hub's own state")
+    a = await registries("a")
+    await a.claim(5, "c1", 3)
+    await a.heartbeat(dict)  # the node holds no connection any more
+    assert await a.online([5]) == set()
+
+
+async def test_nodes_lists_live_nodes_with_their_heartbeat(registries, cluster_url) -> None:
+    a = await registries("a")
+    await a.claim(1, "c1", 3)
+    await a.heartbeat(lambda: {"c1": 1})
+    [node] = [n for n in await a.nodes() if n.node_id == "a"]
+    assert node.address == "127.0.0.1:a" and node.connections == 1
+    assert node.last_heartbeat >= node.started_at > 0
+    await a.close()
+    if not is_memory(cluster_url):
+        b = await registries("b")
+        assert [n.node_id for n in await b.nodes()] == ["b"]

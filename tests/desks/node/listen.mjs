@@ -1,0 +1,25 @@
+// A desk-map client as the seed's Vue app would be: socket.io-client v4, token in
+// the handshake's auth, then `join` for rooms. Prints one JSON line per thing seen:
+//   node listen.mjs URL TOKEN '{"floor": 1}'
+// and runs until stdin closes or it is signalled.
+import { io } from "socket.io-client";
+
+const [url, token, rooms] = process.argv.slice(2);
+const print = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const socket = io(url, { auth: { token }, reconnection: false });
+
+socket.on("connect", () => {
+  print({ event: "connect", transport: socket.io.engine.transport.name });
+  socket.emit("join", JSON.parse(rooms || "{}"), (ack) => print({ event: "joined", ack }));
+});
+socket.on("connect_error", (err) => {
+  print({ event: "connect_error", message: err.message, data: err.data ?? null });
+  process.exit(2);
+});
+socket.on("disconnect", (reason) => print({ event: "disconnect", reason }));
+socket.onAny((event, payload) => print({ event, payload }));
+
+const stop = () => { socket.close(); process.exit(0); };
+process.stdin.on("end", stop);
+process.stdin.resume();
+process.on("SIGTERM", stop);
