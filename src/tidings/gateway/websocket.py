@@ -191,13 +191,17 @@ class Gateway:
         except asyncio.CancelledError:
             if conn.expiry is None:
                 raise
-            if reader is not None:
-                reader.uncancel()  # our own (Connection.stop_reader): close and finish
-            conn.close(conn.expiry, conn.expiry.name.lower())
         except ConnectionError:
             pass
         finally:
             conn.reader = None  # from here on, nothing may cancel this task
+            if conn.expiry is not None and reader is not None:
+                # Our own cancel (Connection.stop_reader), raised or swallowed by a
+                # library mid-request (seen in the presence lookup on Python 3.11):
+                # take it back, then close with the reason it was given.
+                while reader.cancelling():
+                    reader.uncancel()
+                conn.close(conn.expiry, conn.expiry.name.lower())
             self.connections.discard(conn)
             if not conn.closed:
                 conn.close(ws.close_code or CloseCode.NORMAL)
@@ -222,7 +226,7 @@ class Gateway:
         svc = self.service
         loop = asyncio.get_running_loop()
         bucket = TokenBucket(self.settings.rate_limit, self.settings.rate_burst, loop.time())
-        while not conn.closed:
+        while not conn.closed and conn.expiry is None:
             msg = await ws.receive()
             conn.last_seen = loop.time()
             if msg.type == WSMsgType.PING:
