@@ -22,6 +22,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import pytest
 
 from tests.client.event_reader import EventReader
@@ -29,6 +30,7 @@ from tests.client.tap import Tap
 from tests.e2e.conftest import ServerFactory
 from tests.support.proxy import Proxy
 from tests.support.server import RunningServer
+from tests.support.wire import Wire
 from tidings.auth.tokens import hash_token
 from tidings.client import (
     AuthError,
@@ -657,6 +659,37 @@ async def test_close_during_a_hanging_reconnect_attempt_returns_at_once(
     with pytest.raises(ClientClosedError):
         await pending
     assert without_presence(await events.rest()) == []
+
+
+@pytest.mark.server_settings(max_connections_per_user=1)
+async def test_close_stops_a_client_refused_for_too_many_connections(
+        server: RunningServer, proxy: Proxy, make_client: MakeClient,
+        reader: MakeReader, http: aiohttp.ClientSession) -> None:
+    alice_id, token = await server.quick_user()
+    tap = Tap()
+    alice = make_client(token, url=proxy.ws_url, tap=tap, reconnect=ReconnectPolicy(
+        initial_interval=0.02, max_interval=0.02, jitter=0))
+    await alice.connect()
+    events = reader(alice)
+    proxy.refuse()
+    proxy.cut()
+    await events.until(is_a(Disconnected))
+    await eventually(lambda: server.node.hub.connections(alice_id) == [])
+    other = await Wire.ready(http, server.ws_url, token, "other")  # takes the only slot
+    await proxy.accept()
+
+    def refusals() -> float:
+        return server.node.service.metrics.registry.get_sample_value(
+            "tidings_errors_total", {"code": "WS_TOO_MANY_CONNECTIONS"}) or 0.0
+
+    await eventually(lambda: refusals() >= 3)  # refused by the server, again and again
+    assert not alice.connected
+    await asyncio.wait_for(alice.close(), 2)
+    tried = len(tap.attempts)
+    refused = refusals()
+    await asyncio.sleep(0.3)  # ~15 backoff periods
+    assert (len(tap.attempts), refusals()) == (tried, refused)
+    await other.close()
 
 
 async def test_close_during_the_first_connect_leaves_nothing_open(

@@ -307,7 +307,12 @@ class Client(ChannelMethods):
                 raise
             except TidingsError as exc:
                 log.info("reconnect attempt %d failed: %s", attempts, exc)
+                if self._closing:  # close()'s cancel can be lost in a timeout race (3.11)
+                    raise ClientClosedError() from None
                 continue
+            if self._closing:
+                await self._close_quietly(transport)
+                raise ClientClosedError()
             self._events.put(Reconnected(attempts))
             return transport
         raise ConnectionLostError(f"gave up reconnecting after {attempts} attempts")
