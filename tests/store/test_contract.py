@@ -146,6 +146,16 @@ async def test_touch_token_records_the_last_use(store: Store) -> None:
     assert (await store.get_token("th-1")).last_used_at == 1234  # type: ignore[union-attr]
 
 
+async def test_touch_tokens_records_several_uses(store: Store) -> None:
+    user = await store.create_user("alice", "h")
+    one = await store.create_token(user.id, "th-1")
+    two = await store.create_token(user.id, "th-2")
+    await store.touch_tokens([(one.id, 1234), (two.id, 5678)])
+    await store.touch_tokens([])
+    assert (await store.get_token("th-1")).last_used_at == 1234  # type: ignore[union-attr]
+    assert (await store.get_token("th-2")).last_used_at == 5678  # type: ignore[union-attr]
+
+
 async def test_revoking_a_token_works_once(store: Store) -> None:
     user = await store.create_user("alice", "h")
     token = await store.create_token(user.id, "th-1")

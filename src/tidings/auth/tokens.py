@@ -9,6 +9,7 @@ accepted when a secret (HS256) or public key (RS256) is configured; its
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -59,6 +60,11 @@ class Authenticator:
             self._keys.append((settings.jwt_secret, "HS256"))
         if settings.jwt_public_key_file:
             self._keys.append((Path(settings.jwt_public_key_file).read_bytes(), "RS256"))
+        # Uses to record (token id -> when), written together: see _touch.
+        self._touches: dict[int, int] = {}
+        self._touched: asyncio.Future[None] | None = None  # resolves once those are stored
+        self._toucher: asyncio.Task[None] | None = None
+        self._touch_loop: asyncio.AbstractEventLoop | None = None
 
     async def issue(self, user_id: int, *, name: str = "", device_id: str | None = None,
                     ttl_ms: int | None = None, scopes: tuple[str, ...] | None = None,
@@ -99,8 +105,36 @@ class Authenticator:
         if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL_MS:
             # Not on every request: a script publishing 50 times a second would
             # otherwise cost a write per publication on top of the publication itself.
-            await self._store.touch_token(row.id, now)
+            await self._touch(row.id, now)
         return Identity(row.user_id, row.device_id, row.id, row.scopes)
+
+    async def _touch(self, token_id: int, at: int) -> None:
+        """Record a use, stored before this returns; uses arriving while one write runs
+        share the next (one transaction for a whole reconnect storm's worth, where a
+        write each cost an fsync each and most of the store's time)."""
+        loop = asyncio.get_running_loop()
+        if self._touch_loop is not loop:  # a new loop (tests): forget the old one's state
+            self._touches, self._touched, self._toucher = {}, None, None
+            self._touch_loop = loop
+        self._touches[token_id] = at
+        if self._touched is None:
+            self._touched = loop.create_future()
+            self._touched.add_done_callback(_retrieve)
+        waiter = self._touched
+        if self._toucher is None or self._toucher.done():
+            self._toucher = loop.create_task(self._store_touches(), name="token-touches")
+        await asyncio.shield(waiter)
+
+    async def _store_touches(self) -> None:
+        while self._touches and self._touched is not None:
+            uses = sorted(self._touches.items())
+            done, self._touches, self._touched = self._touched, {}, None
+            try:
+                await self._store.touch_tokens(uses)
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
     async def _verify_jwt(self, token: str) -> Identity:
         last: Exception | None = None
@@ -123,6 +157,12 @@ class Authenticator:
             return Identity(user_id, device if isinstance(device, str) else None,
                             scopes=_jwt_scopes(claims.get("scopes")))
         raise AuthError(f"invalid JWT: {last}")
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    # A failed write whose waiters were all cancelled is not an unretrieved exception.
+    if not future.cancelled():
+        future.exception()
 
 
 def _jwt_scopes(claim: object) -> tuple[str, ...] | None:

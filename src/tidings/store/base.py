@@ -171,6 +171,12 @@ class Store(abc.ABC):
     async def touch_token(self, token_id: int, at: int) -> None:
         """Record that the token was used at ``at``."""
 
+    async def touch_tokens(self, uses: list[tuple[int, int]]) -> None:
+        """Record several uses, ``(token_id, at)`` each (a backend may do it in one
+        transaction: a reconnect storm touches thousands of tokens at once)."""
+        for token_id, at in uses:
+            await self.touch_token(token_id, at)
+
     @abc.abstractmethod
     async def revoke_token(self, token_id: int, at: int) -> bool:
         """Revoke a token; False if it was unknown or already revoked."""

@@ -7,11 +7,9 @@ serialises writers, so ids are committed in id order without further locking.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -32,6 +30,7 @@ from .base import (
 from .migrate import migrate_sqlite
 from .sqlite_channels import SqliteChannels
 from .sqlite_tokens import SqliteTokens
+from .sqlite_worker import BatchWorker
 from .tokenrow import scopes_column, token_from_row
 
 T = TypeVar("T")
@@ -191,7 +190,7 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
                              f"found {sqlite3.sqlite_version}")
         self._path = path
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidings-sqlite")
+        self._worker = BatchWorker("tidings-sqlite")  # the only thread touching _conn
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
@@ -223,8 +222,7 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
     async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreError("store is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: job(self._connection()))
+        return await self._worker.submit(lambda: job(self._connection()))
 
     def _close_connection(self) -> None:
         if self._conn is not None:
@@ -242,12 +240,11 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
         if self._closed:
             return
         self._closed = True
-        loop = asyncio.get_running_loop()
         try:
             # Queued behind any job still pending, so those finish first.
-            await loop.run_in_executor(self._executor, self._close_connection)
+            await self._worker.submit(self._close_connection)
         finally:
-            self._executor.shutdown(wait=True)
+            self._worker.shutdown()
 
     async def ping(self) -> None:
         """Raise if the database file cannot be read."""
@@ -300,6 +297,17 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
         """Record that the token was used at ``at``."""
         await self._run(lambda c: _rows(
             c, "UPDATE tokens SET last_used_at = ? WHERE id = ?", (at, token_id)))
+
+    async def touch_tokens(self, uses: list[tuple[int, int]]) -> None:
+        """Record several uses in one transaction (one fsync, not one per token)."""
+        params = [(at, token_id) for token_id, at in uses]
+        if not params:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany("UPDATE tokens SET last_used_at = ? WHERE id = ?", params)
+        await self._run(job)
 
     async def revoke_token(self, token_id: int, at: int) -> bool:
         """Revoke a token; False if it was unknown or already revoked."""
