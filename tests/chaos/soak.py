@@ -50,6 +50,10 @@ def _plan(tmp: str, pg: PostgresServer) -> dict[str, Scenario]:
             interval=3.0, graceful=True, name="SIGTERM drain + restart, PostgreSQL"),
         "PostgreSQL restart": lambda: scenarios.postgres_restarts(
             users=20, devices=2, restarts=5, interval=3.0, pg_down=1.0),
+        "Redis killed and restarted, 3-node cluster": lambda: scenarios.cluster_faults(
+            "redis", nodes=3, users=20, devices=2, faults=5, interval=3.0, redis_down=1.0),
+        "a node killed in a 3-node cluster": lambda: scenarios.cluster_faults(
+            "node", nodes=3, users=20, devices=2, faults=5, interval=3.0),
         "reconnect storm": lambda: scenarios.reconnect_storm(
             sqlite("storm"), clients=2000, chats_each=2),
     }
@@ -64,9 +68,15 @@ def _row(r: scenarios.Result) -> str:
             f"**{f.duplicated}** | **{f.out_of_order}** | **{f.phantom}** | {notes} |")
 
 
+def _when() -> str:
+    """Now, and the load average (1, 5, 15 min) the rows were measured at."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{now} (load average {load} at the end)"
+
+
 def _table(results: list[scenarios.Result]) -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = (f"Run by `make chaos` on {when}: {os.cpu_count()} cores, Python "
+    head = (f"Run by `make chaos` on {_when()}: {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, {platform.system()} {platform.release()}.\n\n"
             "| scenario | faults | time | chats sent | acked | refused | deliveries "
             "expected | delivered (SDK) | on the wire | redelivered | unacked but "
@@ -84,7 +94,10 @@ def write(results: list[scenarios.Result], keep: bool = False) -> None:
     if keep and len(old) > 3:
         names = {r.name for r in results}
         kept = [row for row in old[4:] if row.split("|")[1].strip() not in names]
-        table = "\n".join([*table.splitlines()[:4], *kept,
+        # The old heading says when the kept rows ran; the new rows say when they did.
+        rows = "; ".join(f"“{n}”" for n in sorted(names))
+        note = f" Rows {rows}: run on {_when()}."
+        table = "\n".join([old[0] + note, *old[1:4], *kept,
                             *(_row(r) for r in results)])
     block = f"{BEGIN}\n{table}\n{END}"
     DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,

@@ -56,3 +56,26 @@ async def test_reconnect_storm_loses_nothing(tmp_path):
     result = await scenarios.reconnect_storm(f"sqlite:///{tmp_path / 'storm.db'}", clients=1000)
     _assert_a_real_run(result)
     assert result.figures.connections >= 2 * 1000
+
+
+async def test_redis_killed_under_load_in_a_cluster_loses_nothing():
+    """3 nodes on a Redis bus, each user's devices on two of them; Redis is SIGKILLed
+    and restarted empty twice: the pushes published meanwhile are lost by pub/sub and
+    must come from the store (each node's gap fill after it subscribes again)."""
+    result = await scenarios.cluster_faults("redis", nodes=3, users=8, devices=2, faults=2)
+    _assert_a_real_run(result)
+    # Every node lost its subscription at every restart and subscribed again.
+    assert result.notes["bus_resubscribed"] >= 3 * 2, result.notes
+    assert result.notes["node_error_lines"] == 0, result.notes
+
+
+async def test_node_killed_in_a_cluster_moves_its_devices_and_loses_nothing():
+    """3 nodes on a Redis bus; one node at a time is SIGKILLed under load: its devices
+    reconnect to the other nodes (the ledger then spans several nodes per device), and
+    it is restarted."""
+    result = await scenarios.cluster_faults("node", nodes=3, users=8, devices=2, faults=2)
+    _assert_a_real_run(result)
+    # 16 devices, about a third on each node: each kill moves 4-6 of them.
+    assert result.notes["moved_devices"] >= 2 * 4, result.notes
+    assert result.figures.connections >= 16 + result.notes["moved_devices"], result.figures
+    assert result.notes["node_error_lines"] == 0, result.notes

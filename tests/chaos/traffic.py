@@ -46,11 +46,14 @@ class RecordingConnector:
     """
 
     def __init__(self, ledger: Ledger, device: str, nodes: list[str] | None = None,
-                 first: int = 0) -> None:
+                 first: int = 0,
+                 placements: list[tuple[str, str]] | None = None) -> None:
         self.ledger = ledger
         self.device = device
         self.nodes = nodes or []
         self._next = first
+        # (device, URL) of every connection opened, in order: where each device was.
+        self.placements = placements if placements is not None else []
 
     async def __call__(self, url: str) -> Transport:
         if self.nodes:
@@ -61,6 +64,7 @@ class RecordingConnector:
             self._next += 1
             raise
         self.ledger.connected(self.device)
+        self.placements.append((self.device, url))
         return _Recording(inner, self.ledger, self.device)
 
 
@@ -120,6 +124,7 @@ class Traffic:
     clients: dict[str, Client] = field(default_factory=dict)
     disconnects: list[tuple[str, int, str]] = field(default_factory=list)  # device, code, why
     reconnects: list[tuple[str, float]] = field(default_factory=list)  # device, monotonic
+    placements: list[tuple[str, str]] = field(default_factory=list)  # device, URL per connect
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _senders: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -134,7 +139,8 @@ class Traffic:
             name = f"u{account.user_id}d{n}"
             self.ledger.add_device(name, account.user_id)
             connector = RecordingConnector(self.ledger, name, self.nodes,
-                                           first=account.user_id + n)
+                                           first=account.user_id + n,
+                                           placements=self.placements)
             client = Client(self.url, account.token, device_id=name, reconnect=policy,
                             ping_interval=5.0, ping_timeout=5.0, connector=connector)
             async with gate:
@@ -144,6 +150,10 @@ class Traffic:
 
         await asyncio.gather(*(open_one(a, n) for a in accounts
                                for n in range(devices_per_user)))
+
+    def nodes_of(self, device: str) -> list[str]:
+        """The URLs this device was connected to, in order (one per connection)."""
+        return [url for d, url in self.placements if d == device]
 
     def start_sending(self, peers: list[int], senders: list[str] | None = None,
                       limit: int | None = None) -> None:
