@@ -6,8 +6,8 @@ is written to the table ``tidings_bus_spill`` and the notification carries only
 minutes). The table is unlogged (it holds nothing worth a WAL write) and created
 by the bus itself, so the bus works beside any store.
 
-Events are sent by one task, in order, several per transaction; PostgreSQL
-delivers notifications in commit order. The listening connection is checked
+Events are sent by one task, in order, several per statement (bus/queued.py);
+PostgreSQL delivers notifications in commit order. The listening connection is checked
 every second; after it is lost and made again the bus calls ``on_gap``, since
 NOTIFY keeps nothing for an absent listener.
 """
@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from tidings.bus.base import Bus, Event, GapHandler, Handler
-from tidings.bus.wire import EventCodec
+from tidings.bus.queued import BACKOFF, QueuedBus, backoff
+from tidings.bus.wire import Envelope
 from tidings.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "tidings_bus"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes including the channel name
 SPILL_PREFIX = "@"
-_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
 
 _CREATE_SPILL = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_bus_spill (
@@ -46,67 +47,33 @@ _NOTIFY_MANY = """
 SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n"""
 
 
-class PostgresBus(Bus):
+class PostgresBus(QueuedBus[str]):
     """Events through PostgreSQL notifications shared by every node."""
+
+    name = "postgres bus"
+    retry_on = _ERRORS
 
     def __init__(self, url: str, *, node_id: str, metrics: Metrics | None = None,
                  queue_size: int = 100_000) -> None:
+        super().__init__(node_id=node_id, metrics=metrics, queue_size=queue_size)
         self._url = url
-        self._codec = EventCodec(node_id)
-        self._metrics = metrics
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._incoming: asyncio.Queue[str] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._handler: Handler | None = None
-        self._on_gap: GapHandler | None = None
-        self._listening = asyncio.Event()
-        self._problem = "not started"
-        # Set at close: a client library may turn our task's cancellation into one of
-        # its own errors, which the retry loops would otherwise catch and retry forever.
-        self._closing = False
+        self._pruned = 0.0
         # Two tasks talk to PostgreSQL besides the listener, each on its own connection.
         self._conns: dict[str, Any] = {"send": None, "read": None}
 
-    async def start(self, handler: Handler, on_gap: GapHandler | None = None) -> None:
-        """Create the spill table, LISTEN (waits up to 10 s), then start sending."""
-        self._handler, self._on_gap = handler, on_gap
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen(), name="pg-bus-listen"),
-                       loop.create_task(self._deliver_loop(), name="pg-bus-deliver"),
-                       loop.create_task(self._send(), name="pg-bus-send")]
-        try:
-            await asyncio.wait_for(self._listening.wait(), 10.0)
-        except TimeoutError:
-            log.warning("postgres bus: not listening yet (%s); retrying in the background",
-                        self._problem)
+    def _encode(self, envelope: Envelope) -> str:
+        return self._codec.to_json(envelope)
 
-    async def publish(self, event: Event) -> None:
-        """Queue an event for every node; never waits for PostgreSQL."""
-        try:
-            self._outgoing.put_nowait(self._codec.to_json(self._codec.wrap(event)))
-        except asyncio.QueueFull:
-            log.error("postgres bus: send queue full, event dropped")
-            if self._metrics is not None:
-                self._metrics.bus_dropped.inc()
+    def _receivers(self) -> dict[str, Coroutine[Any, Any, None]]:
+        return {"pg-bus-listen": self._listen(), "pg-bus-deliver": self._deliver_loop()}
 
-    async def close(self) -> None:
-        """Send what is queued (for up to 2 s), then stop."""
-        if self._tasks:
-            try:
-                await asyncio.wait_for(self._outgoing.join(), 2.0)
-            except TimeoutError:
-                log.warning("postgres bus: %d events not sent at close", self._outgoing.qsize())
-            self._closing = True
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.wait(self._tasks, timeout=5.0)
-            self._tasks = []
+    async def _release(self) -> None:
         self._drop("send")
         self._drop("read")
 
-    def health(self) -> str:
-        """``ok`` while listening, else the last error."""
-        return "ok" if self._listening.is_set() else f"error: {self._problem}"
+    def _sender_failed(self) -> None:
+        self._drop("send")
 
     async def _connection(self, role: str) -> Any:
         conn = self._conns[role]
@@ -120,38 +87,18 @@ class PostgresBus(Bus):
         if conn is not None:
             conn.terminate()
 
-    async def _send(self) -> None:
-        attempt = 0
-        pruned = 0.0
-        while not self._closing:
-            batch = [await self._outgoing.get()]
-            while not self._outgoing.empty() and len(batch) < 256:
-                batch.append(self._outgoing.get_nowait())
-            while not self._closing:
-                try:
-                    conn = await self._connection("send")
-                    payloads = []
-                    for text in batch:
-                        if len(text.encode()) > MAX_PAYLOAD:
-                            spill_id = await conn.fetchval(_INSERT_SPILL, text)
-                            text = f"{SPILL_PREFIX}{spill_id}"
-                        payloads.append(text)
-                    await conn.execute(_NOTIFY_MANY, CHANNEL, payloads)
-                    if time.monotonic() - pruned > 60:
-                        pruned = time.monotonic()
-                        await conn.execute(_PRUNE_SPILL)
-                    break
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                    self._problem = str(exc) or type(exc).__name__
-                    log.warning("postgres bus: notify failed (%s); retrying", self._problem)
-                    self._drop("send")
-                    await asyncio.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
-                    attempt += 1
-            attempt = 0
-            if self._metrics is not None:
-                self._metrics.bus_published.inc(len(batch))
-            for _ in batch:
-                self._outgoing.task_done()
+    async def _send_batch(self, batch: list[str]) -> None:
+        conn = await self._connection("send")
+        payloads = []
+        for text in batch:
+            if len(text.encode()) > MAX_PAYLOAD:
+                spill_id = await conn.fetchval(_INSERT_SPILL, text)
+                text = f"{SPILL_PREFIX}{spill_id}"
+            payloads.append(text)
+        await conn.execute(_NOTIFY_MANY, CHANNEL, payloads)
+        if time.monotonic() - self._pruned > 60:
+            self._pruned = time.monotonic()
+            await conn.execute(_PRUNE_SPILL)
 
     async def _listen(self) -> None:
         attempt = 0
@@ -162,25 +109,21 @@ class PostgresBus(Bus):
                 conn = await asyncpg.connect(self._url, timeout=5)
                 await conn.add_listener(CHANNEL, self._on_notify)
                 if connected_before:
-                    log.warning("postgres bus: listening again; reading missed messages from "
-                                "the store")
-                    if self._metrics is not None:
-                        self._metrics.bus_reconnects.inc()
+                    self._reconnected()
                     self._incoming.put_nowait("")  # a gap marker, in order with events
                 else:
                     log.info("postgres bus: listening on %s", CHANNEL)
                 connected_before = True
-                self._listening.set()
+                self._ready.set()
                 attempt = 0
                 while True:  # asyncpg has no event for a dead listener: probe it
                     await asyncio.sleep(1.0)
                     await conn.fetchval("SELECT 1", timeout=5)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError,
-                    TimeoutError) as exc:
-                self._listening.clear()
+            except (*_ERRORS, TimeoutError) as exc:
+                self._ready.clear()
                 self._problem = str(exc) or type(exc).__name__
                 log.warning("postgres bus: listener lost (%s); reconnecting", self._problem)
-                await asyncio.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+                await backoff(attempt)
                 attempt += 1
             finally:
                 if conn is not None:
@@ -194,44 +137,29 @@ class PostgresBus(Bus):
         while True:
             payload = await self._incoming.get()
             if payload == "":
-                if self._on_gap is not None:
-                    self._on_gap()
+                self._gap()
                 continue
             if payload.startswith(SPILL_PREFIX):
                 payload = await self._read_spill(payload)
                 if not payload:
                     continue
-            self._deliver(payload)
+            try:
+                envelope = self._codec.from_json(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self._undecodable(exc)
+                continue
+            self._dispatch(envelope)
 
     async def _read_spill(self, ref: str) -> str:
-        for attempt in range(len(_BACKOFF)):
+        for attempt in range(len(BACKOFF)):
             try:
                 conn = await self._connection("read")
                 text = await conn.fetchval(_READ_SPILL, int(ref[len(SPILL_PREFIX):]))
                 return str(text) if text is not None else ""
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, ValueError) as exc:
+            except (*_ERRORS, ValueError) as exc:
                 log.warning("postgres bus: reading spilled event %s failed: %s", ref, exc)
                 self._drop("read")
-                await asyncio.sleep(_BACKOFF[attempt])
+                await backoff(attempt)
         log.error("postgres bus: spilled event %s lost; reading from the store", ref)
-        if self._on_gap is not None:
-            self._on_gap()
+        self._gap()
         return ""
-
-    def _deliver(self, payload: str) -> None:
-        try:
-            envelope = self._codec.from_json(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.error("postgres bus: undecodable event dropped: %s", exc)
-            if self._metrics is not None:
-                self._metrics.bus_dropped.inc()
-            return
-        if self._metrics is not None:
-            origin = "local" if envelope.node == self._codec.node else "remote"
-            self._metrics.bus_received.labels(origin).inc()
-            self._metrics.bus_latency.observe(max(0.0, time.time() - envelope.sent_at))
-        assert self._handler is not None
-        try:
-            self._handler(envelope.event)
-        except Exception:
-            log.exception("postgres bus: event handler failed")
