@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import chat, connections, fanout, report
+from bench import chat, cluster, connections, fanout, report, tidings_sio
 from bench.harness import ROOT, build_wsload, commit, load_average, machine, nofile_limit
 from bench.peers import PEERS
 
-ALL_PEERS = ["nchan", "node-ws", "node-socketio", "python-socketio"]
+PEERS["tidings-socketio"] = tidings_sio.peer()
+ALL_PEERS = ["nchan", "node-ws", "node-socketio", "python-socketio", "tidings-socketio"]
+ALL_SCENARIOS = "fanout,connections,chat,cluster"
 LABELS = {**{n: p.label for n, p in PEERS.items()}, "tidings": "Tidings /ws (MessagePack)"}
 
 
@@ -28,9 +30,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: small sizes, one repetition, Node ws as the only peer")
-    p.add_argument("--scenarios", default="fanout,connections,chat",
-                   help="comma-separated: fanout, connections, chat (default: all)")
+                   help="smoke run: small sizes, one repetition, Node ws and Tidings' "
+                        "/socket.io as the only peers, one cluster layout")
+    p.add_argument("--scenarios", default=ALL_SCENARIOS,
+                   help=f"comma-separated: {ALL_SCENARIOS.replace(',', ', ')} (default: all)")
+    p.add_argument("--layouts", default=None,
+                   help="cluster layouts, comma-separated: " + ", ".join(
+                       f"'{k}'" for k in cluster.LAYOUTS) + " (default: all; quick: "
+                       "the 2-core one)"),
     p.add_argument("--peers", default=None,
                    help=f"comma-separated peers (default: {','.join(ALL_PEERS)})")
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
@@ -53,7 +60,8 @@ async def main(argv: list[str]) -> int:
     args = parse_args(argv)
     quick = args.quick
     reps = args.reps or (1 if quick else 3)
-    peers = (args.peers.split(",") if args.peers else (["node-ws"] if quick else ALL_PEERS))
+    peers = (args.peers.split(",") if args.peers else
+             (["node-ws", "tidings-socketio"] if quick else ALL_PEERS))
     scenarios = args.scenarios.split(",")
     build_wsload()
     started = dt.datetime.now(dt.UTC)
@@ -62,7 +70,7 @@ async def main(argv: list[str]) -> int:
     header: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"), "quick": quick, "reps": reps,
         "commit": commit(), "machine": machine(),
-        "versions": {n: PEERS[n].version() for n in peers},
+        "versions": {n: PEERS[n].version() for n in peers if n != "tidings"},
         "load_average_at_start": load_average(),
     }
     md = [f"\n## Run of {started:%Y-%m-%d %H:%M} UTC{' (quick)' if quick else ''}, "
@@ -85,21 +93,45 @@ async def main(argv: list[str]) -> int:
                     print(f"fanout {name} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
                     r = await fanout.search(PEERS[name], subs, workdir,
                                             start=2000 if quick else 10000,
-                                            step_seconds=1.0 if quick else 1.5,
+                                            step_seconds=0.5 if quick else 1.5,
                                             bisections=0 if quick else 1,
-                                            ceiling=20_000 if quick else 600_000)
+                                            ceiling=10_000 if quick else 600_000)
                     results.setdefault(name, []).append(r)
             doc = {**header, "scenario": "fanout", "subscribers": subs, "results": results}
             written.append(report.write_json(args.out, stamp, "fanout", doc))
             md += [f"\n### Fan-out: {subs} subscribers, one room, ~100-byte messages\n", "",
                    *report.fanout_table(results, LABELS)]
+        if "cluster" in scenarios:
+            subs = args.subscribers or (100 if quick else 1000)
+            layouts = (args.layouts.split(",") if args.layouts else
+                       ["2 nodes on 2 cores"] if quick else list(cluster.LAYOUTS))
+            cl_results: dict[str, list[dict[str, Any]]] = {}
+            for rep in range(reps):
+                for layout in layouts:
+                    print(f"cluster {layout} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                    r = await fanout.search(cluster.TidingsCluster(layout), subs, workdir,
+                                            start=2000 if quick else 10000,
+                                            step_seconds=0.5 if quick else 1.5,
+                                            bisections=0 if quick else 1,
+                                            ceiling=10_000 if quick else 600_000)
+                    cl_results.setdefault(layout, []).append(r)
+            doc = {**header, "scenario": "cluster", "subscribers": subs,
+                   "layouts": {k: cluster.LAYOUTS[k] for k in layouts}, "results": cl_results}
+            written.append(report.write_json(args.out, stamp, "cluster", doc))
+            md += [f"\n### Cluster fan-out: {subs} subscribers over Tidings nodes on the Redis "
+                   "bus, publisher on the first node (server CPU = nodes + Redis)\n", "",
+                   *report.fanout_table(cl_results, {k: f"Tidings /ws, {k}" for k in layouts},
+                                        reference="1 node")]
         if "connections" in scenarios:
             counts = ([int(c) for c in args.connections.split(",")] if args.connections
                       else [200] if quick else [10_000])
             conn_results: dict[str, list[dict[str, Any]]] = {}
+            # The quick run leaves Tidings' /socket.io out here: fan-out covers it.
+            conn_peers = [n for n in [*peers, "tidings"]
+                          if not (quick and n == "tidings-socketio")]
             for count in counts:
                 for rep in range(reps):
-                    for name in [*peers, "tidings"]:
+                    for name in conn_peers:
                         print(f"connections {name} {count} rep {rep + 1}/{reps}",
                               file=sys.stderr, flush=True)
                         if name == "tidings":

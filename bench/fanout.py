@@ -6,7 +6,9 @@ reached every subscriber (nothing dropped, no connection closed) with p99 under
 noisy, so the search itself goes on while a server merely *keeps up* (everything
 delivered, p99 under 500 ms): the rate rises by half until a step fails that,
 then two bisections narrow the edge, and one more step at 80 % of the highest
-kept-up rate gives the latency figures.
+kept-up rate gives the latency figures. A server that cannot keep up with the first
+step is tried at half, a quarter and an eighth of it, so a slow server gets a figure
+rather than a zero.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bench.peers import Peer, Publisher
 
 P99_LIMIT_MS = 50.0  # the issue's bar for "sustained"
 KEEP_UP_P99_MS = 500.0  # the search goes on while a server keeps up at all
+FLOOR_HALVINGS = 3  # below a failed first step: half, a quarter, an eighth of it
 
 
 class Rig:
@@ -48,7 +51,8 @@ class Rig:
             init.write_text("\n".join(spec.init_lines) + "\n")
         self.loadgen = LoadGen(port, conns=self.subscribers, path=spec.path, init=init,
                                ready_match=spec.ready_match, pong=spec.pong,
-                               keepalive_hex=spec.keepalive_hex)
+                               keepalive_hex=spec.keepalive_hex, ports=self.server.ports,
+                               connect_parallel=spec.connect_parallel)
         seconds, status = await asyncio.to_thread(self.loadgen.wait_ready, 60.0)
         if status["ready"] < self.subscribers:
             raise RuntimeError(f"{self.peer.name}: only {status} of {self.subscribers} "
@@ -81,7 +85,7 @@ class Rig:
         rate = deliveries_per_s / self.subscribers
         count = max(1, round(rate * seconds))
         await asyncio.to_thread(lg.command, "reset")
-        meter, t0 = CpuMeter(self.server.measured_pid, lg.proc.pid), time.monotonic()
+        meter, t0 = CpuMeter(self.server.measured_pids, lg.proc.pid), time.monotonic()
         for i in range(count):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0.001:
@@ -138,6 +142,13 @@ async def search(peer: Peer, subscribers: int, workdir: Path, *, start: float,
                 worst = rate
                 break
             best, rate = rate, rate * 1.5
+        below = worst
+        for _ in range(FLOOR_HALVINGS if not best else 0):  # the first step failed
+            below /= 2
+            if await run(below):
+                best = below
+                break
+            worst = below
         for _ in range(bisections if worst else 0):
             mid = (best + worst) / 2
             if await run(mid):

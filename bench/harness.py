@@ -113,11 +113,11 @@ class Server:
     """A server under test, pinned to the server core, in its own process group."""
 
     def __init__(self, name: str, argv: list[str], port: int, *, env: dict[str, str] | None = None,
-                 log: Path, cwd: Path | None = None) -> None:
+                 log: Path, cwd: Path | None = None, core: str = SERVER_CORE) -> None:
         self.name, self.port = name, port
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *argv], stdout=self._log, stderr=subprocess.STDOUT,
+            ["taskset", "-c", core, *argv], stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
             preexec_fn=_raise_nofile)
         self.log_path = log
@@ -127,8 +127,9 @@ class Server:
         try:
             wait_port(self.port, timeout)
         except TimeoutError:
+            tail = self.log_tail()  # before stop(), which closes the log
             self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n{self.log_tail()}") from None
+            raise RuntimeError(f"{self.name} did not start:\n{tail}") from None
         return self
 
     @property
@@ -136,6 +137,16 @@ class Server:
         """The process whose CPU and RSS count: nginx's worker, else the server itself."""
         kids = children(self.proc.pid)
         return kids[0] if self.name.startswith("nchan") and kids else self.proc.pid
+
+    @property
+    def measured_pids(self) -> list[int]:
+        """Every process whose CPU counts (one here; a cluster's nodes and bus)."""
+        return [self.measured_pid]
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports subscribers are spread over (one here; one per node of a cluster)."""
+        return [self.port]
 
     def log_tail(self, n: int = 20) -> str:
         """The end of the server's output."""
@@ -181,9 +192,12 @@ class LoadGen:
     def __init__(self, port: int, *, conns: int, path: str = "/", mode: str = "fanout",
                  init: Path | None = None, ready_match: str | None = None,
                  pong: tuple[str, str] | None = None, keepalive_hex: str | None = None,
-                 keepalive_every: float = 20.0, src_addrs: int = 1, window: int = 1) -> None:
-        argv = [str(build_wsload()), "--port", str(port), "--path", path, "--conns", str(conns),
+                 keepalive_every: float = 20.0, src_addrs: int = 1, window: int = 1,
+                 ports: list[int] | None = None, connect_parallel: int = 256) -> None:
+        where = ["--ports", ",".join(map(str, ports))] if ports else ["--port", str(port)]
+        argv = [str(build_wsload()), *where, "--path", path, "--conns", str(conns),
                 "--mode", mode, "--src-addrs", str(src_addrs), "--window", str(window)]
+        argv += ["--connect-parallel", str(connect_parallel)]
         if init is not None:
             argv += ["--init", str(init)]
         if ready_match:
@@ -261,23 +275,31 @@ def _output(argv: list[str]) -> str:
 
 
 class CpuMeter:
-    """CPU use of the server and the load generator over one measured interval."""
+    """CPU use of the server and the load generator over one measured interval.
 
-    def __init__(self, server_pid: int, loadgen_pid: int) -> None:
-        self._s, self._l = server_pid, loadgen_pid
+    ``server_pid`` may be a list (the nodes of a cluster and its bus): their figures
+    are added up, so 150 % means one and a half cores' worth.
+    """
+
+    def __init__(self, server_pid: int | list[int], loadgen_pid: int) -> None:
+        self._s = [server_pid] if isinstance(server_pid, int) else list(server_pid)
+        self._l = loadgen_pid
         self._t0 = time.monotonic()
-        self._cpu, self._user = cpu_ticks(server_pid), user_ticks(server_pid)
-        _, self._waited = run_wait(server_pid)
+        self._cpu, self._user, self._waited = self._server()
         self._lcpu = cpu_ticks(loadgen_pid)
         _, self._lwaited = run_wait(loadgen_pid)
+
+    def _server(self) -> tuple[float, float, float]:
+        return (sum(cpu_ticks(p) for p in self._s), sum(user_ticks(p) for p in self._s),
+                sum(run_wait(p)[1] for p in self._s))
 
     def read(self) -> dict[str, float]:
         """Percent of one core since construction: server total/user/waiting, loadgen."""
         wall = max(time.monotonic() - self._t0, 1e-9)
-        _, waited = run_wait(self._s)
+        cpu, user, waited = self._server()
         return {
-            "server_cpu_pct": round(100 * (cpu_ticks(self._s) - self._cpu) / wall, 1),
-            "server_user_cpu_pct": round(100 * (user_ticks(self._s) - self._user) / wall, 1),
+            "server_cpu_pct": round(100 * (cpu - self._cpu) / wall, 1),
+            "server_user_cpu_pct": round(100 * (user - self._user) / wall, 1),
             "server_cpu_wait_pct": round(100 * (waited - self._waited) / wall, 1),
             "loadgen_cpu_pct": round(100 * (cpu_ticks(self._l) - self._lcpu) / wall, 1),
             "loadgen_cpu_wait_pct": round(100 * (run_wait(self._l)[1] - self._lwaited) / wall, 1),

@@ -38,6 +38,7 @@ class SubscriberSpec:
     pong: tuple[str, str] | None = None
     init_lines: list[str] | None = None  # per connection: see bench/loadgen/wsload.c
     keepalive_hex: str | None = None
+    connect_parallel: int = 256  # handshakes the load generator has in flight at once
 
 
 @dataclass
@@ -187,7 +188,11 @@ class Tidings(Peer):
 
         return f"tidings {version('tidings')}"
 
-    def start(self, port: int, workdir: Path) -> Server:
+    SETTINGS: dict[str, Any] = {"rate_limit": 100_000, "rate_burst": 100_000,
+                                "max_connections_per_user": PER_USER}
+
+    def prepare(self, workdir: Path) -> str:
+        """A fresh SQLite store with the users; the subscribers' init lines. Its URL."""
         import asyncio
         import time as _time
         from concurrent.futures import ThreadPoolExecutor
@@ -205,8 +210,12 @@ class Tidings(Peer):
             f"b:{tidings_node.auth_frame(u, f'sub-{u}-{i}').hex()} b:{sub}"
             for u in users[:-1] for i in range(self.PER_USER)][:subscribers]
         self.subscriber.keepalive_hex = tidings_node.ping_frame().hex()
-        return tidings_node.start(workdir, url, port, rate_limit=100_000, rate_burst=100_000,
-                                  max_connections_per_user=self.PER_USER)
+        return url
+
+    def start(self, port: int, workdir: Path) -> Server:
+        from bench import tidings_node
+
+        return tidings_node.start(workdir, self.prepare(workdir), port, **self.SETTINGS)
 
     async def publisher(self, session: aiohttp.ClientSession, port: int) -> Publisher:
         from bench import tidings_node

@@ -54,8 +54,10 @@ def write_json(out_dir: Path, stamp: str, scenario: str, doc: dict[str, Any]) ->
     return path
 
 
-def fanout_table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> list[str]:
-    """Markdown rows for scenario 1."""
+def fanout_table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str],
+                 reference: str = "tidings") -> list[str]:
+    """Markdown rows for scenario 1 (Tidings ÷ each peer), or for the cluster scenario
+    with another ``reference`` row (then each row ÷ the reference: "2 nodes ÷ 1 node")."""
     def fig(name: str, get: Any) -> dict[str, float] | None:
         vals = []
         for rep in results.get(name, []):
@@ -72,13 +74,19 @@ def fanout_table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str
         cpu = at["server_cpu_pct"] if at else 0
         return at["delivered_per_s"] / (cpu / 100) if cpu else None
 
-    tid = fig("tidings", lambda r: r["max_sustained_deliveries_per_s"])
-    tid_kept = fig("tidings", lambda r: r["max_kept_up_deliveries_per_s"])
-    tid_cpu = fig("tidings", per_cpu)
+    tid = fig(reference, lambda r: r["max_sustained_deliveries_per_s"])
+    tid_kept = fig(reference, lambda r: r["max_kept_up_deliveries_per_s"])
+    tid_cpu = fig(reference, per_cpu)
+    flip = reference != "tidings"
+
+    def cmp(ref: dict[str, float] | None, this: dict[str, float] | None) -> str:
+        return ratio(this, ref) if flip else ratio(ref, this)
+
+    versus = f"this ÷ {reference}" if flip else "Tidings ÷ this"
     rows = ["| server | max sustained deliveries/s (p99 < 50 ms) | max kept up (p99 < 500 ms) "
             "| at 80 %: deliveries/s | p50 / p99 / p99.9 ms | server CPU % (user) / waiting "
             "for CPU % / loadgen CPU % at 80 % | deliveries per server CPU-second at 80 % "
-            "| Tidings ÷ this (sustained / kept up / per CPU-second) |",
+            f"| {versus} (sustained / kept up / per CPU-second) |",
             "|---|---|---|---|---|---|---|---|"]
     at80 = "at_80pct"
     for name in results:
@@ -95,10 +103,10 @@ def fanout_table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str
             f"{fmt(fig(name, lambda r: r[at80]['loadgen_cpu_pct']))} (waiting "
             f"{fmt(fig(name, lambda r: r[at80]['loadgen_cpu_wait_pct']))})",
             fmt(fig(name, per_cpu), k=True, digits=1),
-            "-" if name == "tidings" else " / ".join([
-                ratio(tid, fig(name, lambda r: r["max_sustained_deliveries_per_s"])),
-                ratio(tid_kept, fig(name, lambda r: r["max_kept_up_deliveries_per_s"])),
-                ratio(tid_cpu, fig(name, per_cpu))]),
+            "-" if name == reference else " / ".join([
+                cmp(tid, fig(name, lambda r: r["max_sustained_deliveries_per_s"])),
+                cmp(tid_kept, fig(name, lambda r: r["max_kept_up_deliveries_per_s"])),
+                cmp(tid_cpu, fig(name, per_cpu))]),
         ]) + " |")
     return rows
 

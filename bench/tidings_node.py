@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from bench.harness import Server
+from bench.harness import SERVER_CORE, Server
 from bench.peers import python
 from tidings.protocol.codec import encode_frame
 from tidings.protocol.codes import MsgType
@@ -60,14 +60,15 @@ def write_init(path: Path, lines: list[tuple[int, int]]) -> Path:
     return path
 
 
-def start(workdir: Path, database_url: str, port: int, **settings: Any) -> Server:
-    """Run ``tidings serve`` on the server core with benchmark settings."""
+def start(workdir: Path, database_url: str, port: int, *, core: str = SERVER_CORE,
+          **settings: Any) -> Server:
+    """Run ``tidings serve`` on ``core`` (the server core) with benchmark settings."""
     env = {"TIDINGS_DATABASE_URL": database_url, "TIDINGS_PORT": str(port),
            "TIDINGS_HOST": "127.0.0.1", "TIDINGS_JWT_SECRET": JWT_SECRET,
            "TIDINGS_LOG_LEVEL": "warning"}
     env.update({f"TIDINGS_{k.upper()}": str(v) for k, v in settings.items()})
     tidings = str(Path(python()).parent / "tidings")
-    return Server("tidings", [tidings, "serve"], port, env=env,
+    return Server("tidings", [tidings, "serve"], port, env=env, core=core,
                   log=workdir / f"tidings-{port}.log").ready()
 
 

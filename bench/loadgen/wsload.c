@@ -4,7 +4,9 @@
  * its core well below what the servers under test deliver).
  *
  * It opens --conns client connections (spread over --src-addrs source addresses
- * 127.0.0.1, .2, ... so that 50 000 connections do not exhaust ephemeral ports),
+ * 127.0.0.1, .2, ... so that 50 000 connections do not exhaust ephemeral ports;
+ * with --ports P1,P2,... connection i goes to port P[i mod count], e.g. one per node
+ * of a cluster, so one process times every delivery on one clock),
  * sends each connection's init frames (auth, subscribe, ...), and then:
  *   fanout/idle: receives; every data frame holding "T@" + 16 digits (a send time in
  *                microseconds since the epoch) is one delivery with a latency sample;
@@ -53,12 +55,14 @@ typedef struct {
     unsigned char *in; size_t inlen, incap;   /* unparsed input */
     unsigned char *out; size_t outlen, outcap; /* unsent output */
     int line;                                  /* index into inits */
+    int port;                                  /* the server port it connects to */
     /* chat */
     int outstanding; uint64_t seq;
     uint64_t *sent_at; uint64_t *sent_seq;      /* ring of window entries */
 } conn_t;
 
 static conn_t *conns;
+static int ports[16], nports;
 static int nconns, nsrc = 1, port, mode = M_FANOUT, window = 1, epfd;
 static const char *host = "127.0.0.1", *path = "/", *ready_match, *pong_match, *pong_reply;
 static init_t *inits; static int ninits;
@@ -273,7 +277,7 @@ static void start_handshake(conn_t *c) {
     int n = snprintf(req, sizeof req,
         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        path, host, port);
+        path, host, c->port);
     c->state = ST_HANDSHAKE;
     conn_write(c, req, (size_t)n);
 }
@@ -318,7 +322,8 @@ static void connect_more(void) {
         src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(next_to_connect % nsrc));
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind");
-        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        c->port = nports ? ports[next_to_connect % nports] : port;
+        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
         inet_pton(AF_INET, host, &dst.sin_addr);
         c->fd = fd; c->state = ST_CONNECTING; n_connecting++;
         if (mode == M_CHAT) {
@@ -428,7 +433,7 @@ static void load_inits(const char *file) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: wsload --port P [--host 127.0.0.1] [--path /] [--conns N] "
+    fprintf(stderr, "usage: wsload --port P|--ports P1,P2 [--host 127.0.0.1] [--path /] [--conns N] "
             "[--src-addrs K] [--mode fanout|chat] [--init FILE] [--ready-match S] "
             "[--pong-match S --pong-reply S] [--keepalive-hex HEX|--keepalive-text S "
             "--keepalive-every SEC] [--window W] [--content-bytes B]\n");
@@ -441,6 +446,11 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
         if (!strcmp(a, "--port")) port = atoi(v);
+        else if (!strcmp(a, "--ports")) {
+            for (const char *q = v; *q && nports < 16; q = strchr(q, ',') ? strchr(q, ',') + 1 : "")
+                ports[nports++] = atoi(q);
+            port = ports[0];
+        }
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--path")) path = v;
         else if (!strcmp(a, "--conns")) nconns = atoi(v);

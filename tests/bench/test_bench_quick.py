@@ -54,6 +54,26 @@ def test_fanout_steps_deliver_every_message_to_every_subscriber(quick_run: Path)
     assert rep["at_80pct"]["delivered"] > 0 and rep["at_80pct"]["p50_ms"] >= 0
 
 
+def test_tidings_socketio_desk_events_reach_every_subscriber(quick_run: Path) -> None:
+    # Seed 000's real path: REST edits of desks on floor 1 -> workstation_update to the room.
+    [rep] = _result(quick_run, "fanout")["results"]["tidings-socketio"]
+    kept = [s for s in rep["steps"] if s["kept_up"]]
+    assert kept, rep["steps"]
+    for step in kept:
+        assert step["delivered"] == step["expected"] == step["publishes"] * 20
+        assert step["closed"] == 0
+
+
+def test_cluster_spreads_subscribers_and_delivers_through_the_bus(quick_run: Path) -> None:
+    doc = _result(quick_run, "cluster")
+    assert doc["layouts"] == {"2 nodes on 2 cores": ["0", "1"]}
+    [rep] = doc["results"]["2 nodes on 2 cores"]
+    assert rep["max_kept_up_deliveries_per_s"] > 0
+    for step in rep["steps"]:
+        if step["kept_up"]:  # half the subscribers are on the node that only hears the bus
+            assert step["delivered"] == step["expected"] == step["publishes"] * 20
+
+
 def test_idle_connections_are_all_ready_and_cost_memory(quick_run: Path) -> None:
     doc = _result(quick_run, "connections")
     for name in ("node-ws", "tidings"):
@@ -73,3 +93,4 @@ def test_durable_chat_acks_every_chat_it_sent(quick_run: Path) -> None:
 def test_markdown_table_names_every_server(quick_run: Path) -> None:
     text = (quick_run / "benchmarks.md").read_text()
     assert "Node ws" in text and "Tidings /ws" in text and "Load average" in text
+    assert "Tidings /socket.io" in text and "Cluster fan-out" in text
