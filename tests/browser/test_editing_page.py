@@ -94,6 +94,7 @@ async def test_takeover_approved_then_rejected_with_the_30_second_countdown(
     await screenshot(alice, "editing-request", tmp_path)
     await click(alice, "#approve")
     await wait_for(bob, f"{text('waiting-result')}.includes('you are editing now')")
+    assert await bob.run("document.getElementById('waiting-countdown').hidden")
     await wait_for(bob, "!document.getElementById('text').disabled")
     await wait_for(alice, f"{text('editor-line')}.startsWith({js(bob_name)} + ' is editing')")
     assert await alice.run("!document.getElementById('incoming').open")
@@ -103,6 +104,7 @@ async def test_takeover_approved_then_rejected_with_the_30_second_countdown(
     # alice asks back; bob keeps editing
     await click(alice, "#request")
     await wait_for(bob, "document.getElementById('incoming').open")
+    assert not await alice.run("document.getElementById('waiting-countdown').hidden")
     await click(bob, "#reject")
     await wait_for(alice, f"{text('waiting-result')}.includes('declined')")
     await wait_for(bob, f"{text('editor-line')} === 'You are editing this document.'")

@@ -99,6 +99,26 @@ async def test_heartbeats_keep_both_nodes_listed_and_healthy(pair) -> None:
         await wire.close()
 
 
+async def test_the_dashboard_overview_lists_every_node_and_the_bus_health(pair) -> None:
+    a, b = pair
+    root = await admin_token(a)
+    _, token = await a.quick_user()
+    async with aiohttp.ClientSession() as http:
+        wire = await Wire.ready(http, b.ws_url, token, "x")
+        wanted = {a.http_url: (True, 0), b.http_url: (False, 1)}
+        async with asyncio.timeout(5):  # b's count reaches the registry with its heartbeat
+            while True:
+                async with http.get(a.http_url + "/api/v1/admin/overview",
+                                    headers={"Authorization": f"Bearer {root}"}) as r:
+                    assert r.status == 200
+                    body = await r.json()
+                if {n["url"]: (n["self"], n["connections"]) for n in body["nodes"]} == wanted:
+                    break
+                await asyncio.sleep(0.1)
+        await wire.close()
+    assert body["bus"] == {"backend": "redis", "status": "ok"}
+
+
 async def test_the_nodes_route_is_for_admins_only(server_factory_memory) -> None:
     node = server_factory_memory
     root = await admin_token(node)

@@ -2,7 +2,7 @@
 
 Users named in the ``admin_users`` setting and tokens with the ``admin`` scope may
 read it. Every figure comes from the running node: its metrics, its hub, its channel
-router, a live ping of its store.
+router, a live ping of its store, its bus's health and the cluster registry.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tidings.api.errors import ApiError, json_response
 from tidings.api.routes import SERVICE, STARTED, authenticated
 from tidings.channels.access import is_admin
 from tidings.channels.routes import BROKER
+from tidings.cluster.base import now_ms
 from tidings.config import Settings
 from tidings.web.traffic import TrafficMonitor
 
@@ -100,13 +101,28 @@ async def overview(request: web.Request) -> web.Response:
         "errors": traffic.by_label("errors"),
         "disconnects": traffic.by_label("disconnects"),
         "store": await _store_health(request),
-        # One process: the memory bus cannot fail apart from the node itself.
-        "bus": {"backend": _scheme(settings.bus_url), "status": "ok"},
-        "nodes": [{"url": node, "self": True, "connections": len(conns),
-                   "uptime_seconds": uptime}],
+        "bus": {"backend": _scheme(settings.bus_url), "status": service.bus.health()},
+        "nodes": await _nodes(request, node, len(conns), uptime),
         "channels": await _channels(request),
     }
     return json_response(body)
+
+
+async def _nodes(request: web.Request, url: str, connections: int,
+                 uptime: float) -> list[dict[str, object]]:
+    """Every live node of the cluster, from its registry (this node alone if that fails)."""
+    registry = request.app[SERVICE].registry
+    me = {"url": url, "self": True, "connections": connections, "uptime_seconds": uptime,
+          "heartbeat_age_ms": 0}
+    try:
+        live = await asyncio.wait_for(registry.nodes(), STORE_PING_TIMEOUT)
+    except Exception as exc:  # the registry is what is down: say so, show this node
+        return [{**me, "error": f"cluster registry: {exc or type(exc).__name__}"}]
+    now = now_ms()
+    return [me if n.node_id == registry.node_id else
+            {"url": f"http://{n.address}", "self": False, "connections": n.connections,
+             "uptime_seconds": round(max(0, now - n.started_at) / 1000, 3),
+             "heartbeat_age_ms": max(0, now - n.last_heartbeat)} for n in live]
 
 
 def add_routes(app: web.Application, settings: Settings, traffic: TrafficMonitor) -> None:

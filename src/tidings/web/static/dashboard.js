@@ -83,7 +83,7 @@ function render(data) {
   rows($("disconnects"), byCount(data.disconnects), [(e) => e[0], (e) => number(e[1])]);
   rows($("channels"), data.channels, [(c) => c.channel, (c) => number(c.subscribers),
                                       (c) => number(c.publications)]);
-  rows($("nodes"), data.nodes, [(n) => `${n.url}${n.self ? " (this node)" : ""}`,
+  rows($("nodes"), data.nodes, [(n) => `${n.url}${n.self ? " (this node)" : ""}${n.error ? ` (${n.error})` : ""}`,
                                 (n) => number(n.connections), (n) => duration(n.uptime_seconds)]);
   const badge = (status) => h("span", { class: `badge ${status === "ok" ? "ok" : "bad"}` }, status);
   $("store-backend").textContent = data.store.backend;

@@ -129,6 +129,7 @@ function showWaiting(request) {
   waiting = { request, deadline: performance.now() + request.expires_in_ms, timer: null };
   $("waiting-text").textContent = `Asking ${request.target.user_name} to hand over editing…`;
   $("waiting-result").textContent = "";
+  $("waiting-countdown").hidden = false;
   $("waiting-close").hidden = true;
   if (!$("waiting").open) $("waiting").showModal();
   countdown(waiting, "waiting-left", () => pollRequest());
@@ -147,6 +148,7 @@ function concluded(request, editor = null) {
         : "The request expired.",
   }[request.status] ?? request.status;
   $("waiting-result").textContent = text;
+  $("waiting-countdown").hidden = true; // answered: no time is left to count
   $("waiting-close").hidden = false;
   $("waiting-close").focus();
   say(text);
