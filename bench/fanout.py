@@ -110,7 +110,9 @@ class Rig:
             "target_deliveries_per_s": round(deliveries_per_s),
             "publishes": count, "publish_seconds": round(sent_for, 3),
             "expected": expected, "delivered": rep["deliveries"],
-            "delivered_per_s": round(rep["deliveries"] / max(sent_for, 1e-9)),
+            # over the nominal duration (count / rate), or longer if the publisher lagged:
+            # the last send is at (count - 1) / rate, which overstates low rates
+            "delivered_per_s": round(rep["deliveries"] / max(sent_for, count / rate)),
             "p50_ms": rep["p50_ms"], "p99_ms": rep["p99_ms"], "p999_ms": rep["p999_ms"],
             "max_ms": rep["max_ms"], "closed": rep["closed"],
             **cpu,
