@@ -69,13 +69,14 @@ clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules
 
 .PHONY: bench bench-quick
-## bench: every benchmark scenario against every peer, 3 repetitions (about 20 min); writes
+## bench: every benchmark scenario against every peer, 3 repetitions (about 40 min); writes
 ##        bench/results/<date>-<scenario>.json and appends a table to docs/benchmarks.md
 bench: $(VENV)/.installed
 	PY=$(BIN)/python bench/install.sh
 	$(BIN)/python -m bench $(ARGS)
 
-## bench-quick: a smoke run under 60 s (small sizes, Node ws as the only peer); records nothing
+## bench-quick: a smoke run under 60 s (small sizes, Node ws and Tidings /socket.io as the peers,
+##              one cluster layout); records nothing
 bench-quick: $(VENV)/.installed
 	PY=$(BIN)/python bench/install.sh quick
 	$(BIN)/python -m bench --quick --no-docs --out $${TMPDIR:-/tmp}/tidings-bench-quick $(ARGS)

@@ -2,6 +2,7 @@
 # Install what the benchmarks need, and nothing when it is all there:
 #   - a C compiler (the load generator, bench/loadgen/wsload.c),
 #   - the Node peers, pinned by bench/peers/package-lock.json (npm ci),
+#   - redis-server (the cluster scenario's bus; started by the bench on a free port),
 #   - unless "quick": Debian's nginx + libnginx-mod-nchan, and python-socketio in .venv.
 # Never starts system services (nginx runs under bench/ with its own config).
 set -euo pipefail
@@ -25,6 +26,7 @@ apt_install() {
 
 command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_install redis-server
 if [ ! -f bench/peers/node_modules/.package-lock.json ] ||
    [ bench/peers/package-lock.json -nt bench/peers/node_modules/.package-lock.json ]; then
     (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
