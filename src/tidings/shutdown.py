@@ -7,15 +7,21 @@ left of ``shutdown_timeout``:
 1. **Stop listening.** New connections are refused at once, so a client's
    reconnect goes to another node (or retries with backoff until this one is
    back) instead of landing on a node about to close it.
-2. **Stop taking frames.** Frames that arrive from now on are not processed; a
-   client re-sends its unacknowledged chats, with their ``seq``, after it
-   reconnects, and the store keeps each once.
+2. **Stop taking frames** — all but delivery acks (``MsgAck``). Chats, syncs,
+   publications and the rest that arrive from now on are not processed (no
+   answer); a client re-sends its unacknowledged chats, with their ``seq``, after
+   it reconnects, and the store keeps each once.
 3. **Flush.** Wait for the frames being handled to finish, then commit what the
    group-commit log holds and store pending acks: every chat the node took gets
    its ``ChatAck``.
 4. **Drain outboxes.** Wait until each connection has been sent what is queued
    for it (acks, pushes, receipts).
-5. **Close** every connection with 1001 (going away) and the reason
+5. **Take the last delivery acks.** Give the devices that acknowledge
+   deliveries (they did on this connection) up to :data:`ACK_WAIT` seconds to
+   acknowledge everything pushed to them, then store those acks (their cursors):
+   after the reconnect the node does not send those messages again. A client
+   that never acks costs no wait.
+6. **Close** every connection with 1001 (going away) and the reason
    ``server shutting down; reconnect``, and wait for the closing handshakes.
 
 If the time runs out, whatever remains is closed at once. Nothing acknowledged
@@ -37,6 +43,9 @@ from tidings.protocol.codes import CloseCode
 log = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "server shutting down; reconnect"
+
+ACK_WAIT = 1.0
+"""Seconds the drain waits, at most, for devices to acknowledge the last pushes."""
 
 
 async def drain(runner: web.AppRunner | None, gateway: Gateway,
@@ -60,6 +69,7 @@ async def drain(runner: web.AppRunner | None, gateway: Gateway,
         # Shielded: a commit cut short by the deadline would only be retried by clients.
         ("commit logs and acks", asyncio.shield(_all_in_order(flush))),
         ("outboxes", _all(c.drain() for c in conns)),
+        ("delivery acks", _last_acks(gateway)),
     ]
     finished = True
     for name, step in steps:
@@ -94,6 +104,29 @@ async def drain(runner: web.AppRunner | None, gateway: Gateway,
     log.info("draining: done in %.1f s (%s)", within - (deadline - loop.time()),
              "clean" if finished else "timed out")
     return finished
+
+
+async def _last_acks(gateway: Gateway) -> None:
+    """Wait (up to ACK_WAIT) until every device acknowledged what it was sent; store
+    the acks taken meanwhile."""
+    service = gateway.service
+    loop = asyncio.get_running_loop()
+    until = loop.time() + ACK_WAIT
+
+    def unconfirmed() -> int:
+        return sum(1 for c in gateway.connections
+                   if c.user_id and not c.closed and service.awaits_ack(c))
+
+    left = unconfirmed()
+    for _ in range(int(ACK_WAIT / 0.02)):  # polls: one ack per device may be enough
+        if not left or loop.time() >= until:
+            break
+        await asyncio.sleep(0.02)
+        left = unconfirmed()
+    # Shielded: a cursor write cut short would only mean re-deliveries, but let it land.
+    await asyncio.shield(service.acks_stored())
+    log.info("draining: delivery acks stored; %d connections had not acknowledged "
+             "everything", left)
 
 
 async def _close_when_written(conn: Connection) -> None:

@@ -136,6 +136,10 @@ class Ledger:
         """How many connections each device has opened so far."""
         return {name: len(dev.connections) for name, dev in self._devices.items()}
 
+    def on_wire_count(self) -> int:
+        """How many chat messages came on the wire so far, re-deliveries included."""
+        return sum(len(c) for dev in self._devices.values() for c in dev.connections)
+
     def acked(self) -> int:
         """How many chats got their ``ChatAck`` so far."""
         return sum(s.message_id is not None for s in self._sent.values())

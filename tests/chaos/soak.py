@@ -92,13 +92,13 @@ def write(results: list[scenarios.Result], keep: bool = False) -> None:
     table = _table(results)
     old = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip().splitlines()
     if keep and len(old) > 3:
-        names = {r.name for r in results}
-        kept = [row for row in old[4:] if row.split("|")[1].strip() not in names]
+        new = {r.name: _row(r) for r in results}
+        # A row that ran again keeps its place; a new scenario's row goes last.
+        kept = [new.pop(row.split("|")[1].strip(), row) for row in old[4:]]
         # The old heading says when the kept rows ran; the new rows say when they did.
-        rows = "; ".join(f"“{n}”" for n in sorted(names))
+        rows = "; ".join(f"“{r.name}”" for r in results)
         note = f" Rows {rows}: run on {_when()}."
-        table = "\n".join([old[0] + note, *old[1:4], *kept,
-                            *(_row(r) for r in results)])
+        table = "\n".join([old[0] + note, *old[1:4], *kept, *new.values()])
     block = f"{BEGIN}\n{table}\n{END}"
     DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,
                           flags=re.S))

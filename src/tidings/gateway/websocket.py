@@ -122,13 +122,14 @@ class Gateway:
         self.handlers: dict[int, RequestHandler] = {}
         self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         self._watchdog: asyncio.Task[None] | None = None
-        self.draining = False  # set by stop_taking_frames(): frames are read, not handled
+        self.draining = False  # set by stop_taking_frames(): only MsgAck is still handled
         self._handling = 0  # frames being handled right now, on all connections
         self._idle = asyncio.Event()
         self._idle.set()
 
     def stop_taking_frames(self) -> None:
-        """Shutting down: from now on frames are read but not handled (see shutdown.py)."""
+        """Shutting down: from now on frames are read but not handled, except delivery
+        acks (``MsgAck``), which are stored before the connections close (shutdown.py)."""
         self.draining = True
 
     async def idle(self) -> None:
@@ -239,16 +240,22 @@ class Gateway:
                 log.info("%s protocol error: %s", conn.id, ws.exception())
                 conn.close(code, "protocol error")
                 return
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or self.draining:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or (
+                    self.draining and not conn.user_id):
                 continue
             if not conn.user_id:  # until auth fixes it, answer in the framing just used
                 conn.binary = msg.type == WSMsgType.BINARY
             try:
                 frame = decode_frame(msg.data)
             except ProtocolError as exc:
-                svc.error(conn, 0, exc.code, exc.message)
+                if not self.draining:
+                    svc.error(conn, 0, exc.code, exc.message)
                 continue
-            if not bucket.allow(conn.last_seen):
+            if self.draining and frame.type != MsgType.ACK:
+                continue  # shutting down: only delivery acks are still taken
+            # While draining only acks come here: the last ones, each folded into one
+            # cursor write; refusing them would only make their messages come again.
+            if not self.draining and not bucket.allow(conn.last_seen):
                 svc.error(conn, frame.seq, ErrorCode.RATE_LIMITED, "too many frames; slow down")
                 continue
             self._handling += 1

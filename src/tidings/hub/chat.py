@@ -59,6 +59,7 @@ class ChatService:
         self.log = GroupCommitLog(store, self._committed, observe=self._observe_commit)
         self._known_users: set[int] = set()  # users are never deleted: a safe cache
         self._ack_targets: dict[str, int] = {}  # conn id -> highest ack not yet stored
+        self._confirmed: dict[str, int] = {}  # conn id -> highest id it acknowledged
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -158,6 +159,7 @@ class ChatService:
 
     async def disconnected(self, conn: Connection) -> None:
         """Forget a closed connection; announce offline if it was the user's last."""
+        self._confirmed.pop(conn.id, None)
         if not conn.user_id or not self.hub.holds(conn):
             return
         self.hub.remove(conn)
@@ -225,10 +227,23 @@ class ChatService:
             if receipt is not None:
                 await self._send_receipts([receipt], "read", conn.user_id)
 
+    def awaits_ack(self, conn: Connection) -> bool:
+        """Whether this connection's device acknowledges deliveries (it did at least
+        once on this connection) and has not yet acknowledged all that was sent on it."""
+        confirmed = self._confirmed.get(conn.id)
+        return confirmed is not None and confirmed < conn.highest_sent_id
+
+    async def acks_stored(self) -> None:
+        """Wait until every acknowledgement taken so far is stored (a graceful drain)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _confirm(self, conn: Connection, up_to: int) -> None:
         # The cursor write runs beside the read loop. Acks arriving while one is
         # being stored fold into the next write: under load a device's cursor
         # costs one write per burst, not one per message.
+        if not conn.closed:
+            self._confirmed[conn.id] = max(self._confirmed.get(conn.id, 0), up_to)
         pending = self._ack_targets.get(conn.id)
         self._ack_targets[conn.id] = max(pending or 0, up_to)
         if pending is None:
