@@ -210,7 +210,7 @@ async def cluster_faults(fault: str, *, nodes: int = 3, users: int = 8, devices:
         moved = sum(len(set(traffic.nodes_of(d))) > 1 for d in traffic.clients)
         return Result(name, figures, time.monotonic() - started, faults,
                       {"nodes": nodes, "moved_devices": moved,
-                       "bus_resubscribed": sum(t.count("redis bus: subscribed again")
+                       "bus_resubscribed": sum(t.count("redis bus: receiving again")
                                                for t in logs),
                        "auth_refused_too_many": sum(
                            t.count("auth refused: WS_TOO_MANY_CONNECTIONS") for t in logs),
