@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+async def guarded(what: str, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """One repetition; if it cannot run (a server that does not start, subscribers that
+    do not get ready) its error is recorded and the run goes on with the next one."""
+    try:
+        return await run
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"{what}: failed: {exc}", file=sys.stderr, flush=True)
+        return {"error": str(exc)[-2000:], "load_average": load_average()}
+
+
 async def main(argv: list[str]) -> int:
     """Run the chosen scenarios; write JSON and Markdown."""
     args = parse_args(argv)
@@ -91,11 +102,10 @@ async def main(argv: list[str]) -> int:
             for rep in range(reps):
                 for name in names:  # interleaved, so load drifts hit every server alike
                     print(f"fanout {name} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
-                    r = await fanout.search(PEERS[name], subs, workdir,
-                                            start=2000 if quick else 10000,
-                                            step_seconds=0.5 if quick else 1.5,
-                                            bisections=0 if quick else 1,
-                                            ceiling=10_000 if quick else 600_000)
+                    r = await guarded(f"fanout {name}", fanout.search(
+                        PEERS[name], subs, workdir, start=2000 if quick else 10000,
+                        step_seconds=0.5 if quick else 1.5, bisections=0 if quick else 1,
+                        ceiling=10_000 if quick else 600_000))
                     results.setdefault(name, []).append(r)
             doc = {**header, "scenario": "fanout", "subscribers": subs, "results": results}
             written.append(report.write_json(args.out, stamp, "fanout", doc))
@@ -109,11 +119,10 @@ async def main(argv: list[str]) -> int:
             for rep in range(reps):
                 for layout in layouts:
                     print(f"cluster {layout} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
-                    r = await fanout.search(cluster.TidingsCluster(layout), subs, workdir,
-                                            start=2000 if quick else 10000,
-                                            step_seconds=0.5 if quick else 1.5,
-                                            bisections=0 if quick else 1,
-                                            ceiling=10_000 if quick else 600_000)
+                    r = await guarded(f"cluster {layout}", fanout.search(
+                        cluster.TidingsCluster(layout), subs, workdir,
+                        start=2000 if quick else 10000, step_seconds=0.5 if quick else 1.5,
+                        bisections=0 if quick else 1, ceiling=10_000 if quick else 600_000))
                     cl_results.setdefault(layout, []).append(r)
             doc = {**header, "scenario": "cluster", "subscribers": subs,
                    "layouts": {k: cluster.LAYOUTS[k] for k in layouts}, "results": cl_results}

@@ -127,7 +127,11 @@ async def search(peer: Peer, subscribers: int, workdir: Path, *, start: float,
     """One repetition: find the highest passing rate, then measure at 80 % of it."""
     rig = Rig(peer, subscribers, workdir)
     steps: list[dict[str, Any]] = []
-    info = await rig.up()
+    try:
+        info = await rig.up()
+    except BaseException:  # e.g. not every subscriber got ready: stop what did start
+        await rig.down()
+        raise
     try:
         async def run(rate: float) -> bool:
             result = await rig.step(rate, step_seconds)
