@@ -55,7 +55,7 @@ autobahn: $(VENV)/.installed
 
 .PHONY: chaos
 ## chaos: long fault runs with the delivery ledger (kill -9, SIGTERM, PostgreSQL restarts,
-##        a 2 000-client reconnect storm); rewrites the table in docs/reliability.md
+##        a 10 000-client reconnect storm); rewrites the table in docs/reliability.md
 chaos: $(VENV)/.dev
 	scripts/test-deps
 	$(BIN)/python -m tests.chaos.soak $(ARGS)
@@ -69,7 +69,7 @@ clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules
 
 .PHONY: bench bench-quick
-## bench: every benchmark scenario against every peer, 3 repetitions (about 40 min); writes
+## bench: every benchmark scenario against every peer, 3 repetitions (about 65 min); writes
 ##        bench/results/<date>-<scenario>.json and appends a table to docs/benchmarks.md
 bench: $(VENV)/.installed
 	PY=$(BIN)/python bench/install.sh

@@ -17,13 +17,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from bench import chat, cluster, connections, fanout, report, tidings_sio
+from bench import chat, cluster, connections, fanout, report, storm, tidings_sio
 from bench.harness import ROOT, build_wsload, commit, load_average, machine, nofile_limit
 from bench.peers import PEERS
 
 PEERS["tidings-socketio"] = tidings_sio.peer()
 ALL_PEERS = ["nchan", "node-ws", "node-socketio", "python-socketio", "tidings-socketio"]
-ALL_SCENARIOS = "fanout,connections,chat,cluster"
+ALL_SCENARIOS = "fanout,connections,chat,cluster,storm"
 LABELS = {**{n: p.label for n, p in PEERS.items()}, "tidings": "Tidings /ws (MessagePack)"}
 
 
@@ -48,6 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "the hard file-descriptor limit minus a margin: "
                         f"{nofile_limit() - 1000} here)")
     p.add_argument("--stores", default="sqlite,postgres", help="chat scenario stores")
+    p.add_argument("--storm-clients", type=int, default=None,
+                   help="reconnect storm size (default 10000; quick 100)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                    help="where the JSON results go (default bench/results)")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md",
@@ -173,6 +175,19 @@ async def main(argv: list[str]) -> int:
             written.append(report.write_json(args.out, stamp, "chat", doc))
             md += ["\n### Durable chat (Tidings only: acknowledged after store)\n", "",
                    *report.chat_table(chat_results)]
+        if "storm" in scenarios:
+            clients = args.storm_clients or (100 if quick else 10_000)
+            storms: list[dict[str, Any]] = []
+            rates: list[dict[str, Any]] = []
+            for rep in range(reps):
+                print(f"storm {clients} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                storms.append(await guarded("storm", storm.run(workdir, clients)))
+                rates.append(await guarded("auth rate",
+                                           storm.auth_rate(workdir, min(clients, 2000))))
+            doc = {**header, "scenario": "storm", "results": storms, "auth_rate": rates}
+            written.append(report.write_json(args.out, stamp, "storm", doc))
+            md += [f"\n### Reconnect storm: {clients} SDK clients, node SIGKILLed and "
+                   "restarted (SQLite)\n", "", *storm.table(storms, rates)]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     md.append(f"\nLoad average (1/5/15 min) at the end: {load_average()}.\n")

@@ -94,3 +94,14 @@ def test_markdown_table_names_every_server(quick_run: Path) -> None:
     text = (quick_run / "benchmarks.md").read_text()
     assert "Node ws" in text and "Tidings /ws" in text and "Load average" in text
     assert "Tidings /socket.io" in text and "Cluster fan-out" in text
+
+
+def test_reconnect_storm_resyncs_every_client_and_loses_nothing(quick_run: Path) -> None:
+    doc = _result(quick_run, "storm")
+    [rep] = doc["results"]
+    assert rep["clients"] == 100 and rep["connections"] >= 200, rep
+    assert rep["lost"] == rep["duplicated"] == rep["out_of_order"] == rep["phantom"] == 0
+    assert rep["acked"] == rep["sent"] > 0 and rep["delivered"] == rep["expected_deliveries"]
+    assert 0 < rep["node_up_s"] <= rep["reconnected_s"] <= rep["resynced_s"]
+    [rate] = doc["auth_rate"]
+    assert rate["clients"] == 100 and rate["auths_per_s"] > 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.chaos.ledger import Figures, Ledger
 from tests.chaos.node import NodeProcess
+from tests.chaos.storm import Swarm
 from tests.chaos.traffic import Traffic, create_accounts
 from tests.support.services import PostgresServer, RedisServer
 from tidings.client import ReconnectPolicy
@@ -101,45 +102,51 @@ async def postgres_restarts(*, users: int = 6, devices: int = 2, restarts: int =
         await asyncio.to_thread(pg.close)
 
 
-async def reconnect_storm(database_url: str, *, clients: int = 500,
-                          chats_each: int = 2) -> Result:
+async def reconnect_storm(database_url: str, *, clients: int = 500, chats_each: int = 2,
+                          workers: int | None = None) -> Result:
     """``clients`` devices connected to one node, which is SIGKILLed and restarted: all of
-    them reconnect at once (backoff with jitter, as the SDK does by default, from 0.5 s).
-    Each sends ``chats_each`` chats before the crash and as many after."""
+    them reconnect at once (the SDK's backoff with jitter, from 0.5 s). Each sends
+    ``chats_each`` chats before the crash and as many after. The devices run in
+    ``workers`` processes (:class:`~tests.chaos.storm.Swarm`; default one per 2 500)."""
     started = time.monotonic()
-    node = NodeProcess(database_url)
-    ledger = Ledger()
-    traffic: Traffic | None = None
+    node = NodeProcess(database_url, log_level="warning")
     policy = ReconnectPolicy(initial_interval=0.5, max_interval=5.0, jitter=0.5)
+    swarm: Swarm | None = None
     try:
         accounts = await create_accounts(database_url, clients)
         await asyncio.to_thread(node.start)
-        traffic = Traffic(node.ws_url, ledger, pause=0.0)
-        connect_started = time.monotonic()
-        await traffic.connect(accounts, 1, policy=policy)
-        connect_s = time.monotonic() - connect_started
-        peers = [a.user_id for a in accounts]
-        traffic.start_sending(peers, limit=chats_each)
-        await traffic.finish_sending()
-        await traffic.settle()
+        swarm = Swarm(node.ws_url, accounts, policy=policy, workers=workers)
+        await swarm.start()
+        # Bounded, and generous: a loaded 2-core machine connects a few hundred a second.
+        bound = 60.0 + clients * 0.02
+        connect_s = await swarm.connect(bound)
+        await swarm.start_sending(chats_each)
+        await swarm.finish_sending(bound)
+        await swarm.settle(30.0)
         await asyncio.to_thread(node.kill)
         restarted = time.monotonic()
         await asyncio.to_thread(node.start)
-        traffic.stop.clear()
-        traffic.start_sending(peers, limit=chats_each)
-        # Bounded, and generous: a loaded 2-core machine reconnects ~100 clients a second.
-        await _until(lambda: len({d for d, _ in traffic.reconnects}) >= clients,
-                     60.0 + clients * 0.05)
-        storm_s = max(t for _, t in traffic.reconnects) - restarted
-        figures, settle = await _finish(traffic, ledger)
+        node_up = time.monotonic() - restarted  # the node answers its health check
+        await swarm.start_sending(chats_each)
+        async with asyncio.timeout(bound):
+            while (await swarm.resynced(restarted))[0] < clients:
+                await asyncio.sleep(0.25)
+        _, last_synced = await swarm.resynced(restarted)
+        _, last_reconnected = await swarm.reconnected(restarted)
+        await swarm.finish_sending(bound)
+        settle = await swarm.settle(60.0)
+        figures = (await swarm.collect()).check()
+        assert last_synced is not None and last_reconnected is not None
         return Result(f"reconnect storm ({clients} clients)", figures,
                       time.monotonic() - started, 1,
-                      {"clients": clients, "first_connect_s": round(connect_s, 2),
-                       "all_reconnected_s": round(storm_s, 2), "settle_s": round(settle, 2),
-                       **_log_notes(node)})
+                      {"clients": clients, "workers": swarm.count,
+                       "first_connect_s": round(connect_s, 2), "node_up_s": round(node_up, 2),
+                       "all_reconnected_s": round(last_reconnected - restarted, 2),
+                       "all_resynced_s": round(last_synced - restarted, 2),
+                       "settle_s": round(settle, 2), **_log_notes(node)})
     finally:
-        if traffic is not None:
-            await traffic.close()
+        if swarm is not None:
+            await swarm.close()
         await asyncio.to_thread(node.close)
 
 

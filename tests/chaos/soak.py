@@ -55,7 +55,7 @@ def _plan(tmp: str, pg: PostgresServer) -> dict[str, Scenario]:
         "a node killed in a 3-node cluster": lambda: scenarios.cluster_faults(
             "node", nodes=3, users=20, devices=2, faults=5, interval=3.0),
         "reconnect storm": lambda: scenarios.reconnect_storm(
-            sqlite("storm"), clients=2000, chats_each=2),
+            sqlite("storm"), clients=10_000, chats_each=2),
     }
 
 

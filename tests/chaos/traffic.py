@@ -23,6 +23,7 @@ from tidings.client import (
     ChatMessage,
     Client,
     ClientClosedError,
+    ConnectionLostError,
     Disconnected,
     Reconnected,
     ReconnectPolicy,
@@ -47,13 +48,15 @@ class RecordingConnector:
 
     def __init__(self, ledger: Ledger, device: str, nodes: list[str] | None = None,
                  first: int = 0,
-                 placements: list[tuple[str, str]] | None = None) -> None:
+                 placements: list[tuple[str, str]] | None = None,
+                 synced: list[tuple[str, float]] | None = None) -> None:
         self.ledger = ledger
         self.device = device
         self.nodes = nodes or []
         self._next = first
         # (device, URL) of every connection opened, in order: where each device was.
         self.placements = placements if placements is not None else []
+        self.synced = synced  # (device, monotonic) when a connection's backlog is done
 
     async def __call__(self, url: str) -> Transport:
         if self.nodes:
@@ -65,12 +68,14 @@ class RecordingConnector:
             raise
         self.ledger.connected(self.device)
         self.placements.append((self.device, url))
-        return _Recording(inner, self.ledger, self.device)
+        return _Recording(inner, self.ledger, self.device, self.synced)
 
 
 class _Recording:
-    def __init__(self, inner: Transport, ledger: Ledger, device: str) -> None:
+    def __init__(self, inner: Transport, ledger: Ledger, device: str,
+                 synced: list[tuple[str, float]] | None) -> None:
         self._inner, self._ledger, self._device = inner, ledger, device
+        self._synced = synced
 
     async def send(self, data: bytes | str) -> None:
         await self._inner.send(data)
@@ -83,6 +88,8 @@ class _Recording:
         elif type_ == MsgType.SYNC_RSP and seq == 0:  # a backlog page: part of the stream
             for message in body.get("messages", []):
                 self._ledger.on_wire(self._device, message)
+            if not body.get("has_more") and self._synced is not None:
+                self._synced.append((self._device, time.monotonic()))  # resynced
         return data
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -121,18 +128,22 @@ class Traffic:
     ledger: Ledger
     nodes: list[str] = field(default_factory=list)  # a cluster: devices spread over these
     pause: float = 0.02  # between one device's chats
+    ping_interval: float = 5.0  # the SDK's keep-alive (its default is 30 s)
     clients: dict[str, Client] = field(default_factory=dict)
     disconnects: list[tuple[str, int, str]] = field(default_factory=list)  # device, code, why
     reconnects: list[tuple[str, float]] = field(default_factory=list)  # device, monotonic
     placements: list[tuple[str, str]] = field(default_factory=list)  # device, URL per connect
+    synced: list[tuple[str, float]] = field(default_factory=list)  # backlog done: device, when
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _senders: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self, accounts: list[Account], devices_per_user: int = 1,
                       policy: ReconnectPolicy = FAST_RECONNECT,
-                      concurrency: int = 50) -> None:
-        """Open every device (``concurrency`` connects at a time) and start its reader."""
+                      concurrency: int = 50, retries: int = 3) -> None:
+        """Open every device (``concurrency`` connects at a time) and start its reader.
+        A first connect that cannot reach the node (a loaded machine: thousands of
+        clients connecting) is tried again up to ``retries`` times."""
         gate = asyncio.Semaphore(concurrency)
 
         async def open_one(account: Account, n: int) -> None:
@@ -140,11 +151,19 @@ class Traffic:
             self.ledger.add_device(name, account.user_id)
             connector = RecordingConnector(self.ledger, name, self.nodes,
                                            first=account.user_id + n,
-                                           placements=self.placements)
+                                           placements=self.placements, synced=self.synced)
             client = Client(self.url, account.token, device_id=name, reconnect=policy,
-                            ping_interval=5.0, ping_timeout=5.0, connector=connector)
-            async with gate:
-                await client.connect()
+                            ping_interval=self.ping_interval, ping_timeout=5.0,
+                            connector=connector)
+            for attempt in range(retries + 1):
+                try:
+                    async with gate:
+                        await client.connect()
+                    break
+                except ConnectionLostError:
+                    if attempt == retries:
+                        raise
+                    await asyncio.sleep(1.0 + attempt)
             self.clients[name] = client
             self._tasks.append(asyncio.create_task(self._read(name, client)))
 

@@ -1,0 +1,134 @@
+"""Scenario 4, the reconnect storm: N SDK clients on one node (SQLite), which is
+SIGKILLed and restarted; all reconnect at once with the SDK's backoff. Reported: the
+time from the restart until every client is re-authenticated and has its backlog
+replayed (resynced), and the delivery ledger's figures (loss must be 0).
+
+The clients are :class:`tidings.client.Client` s with the ledger's recording
+transport, spread over worker processes (``tests/chaos/storm.py``); the run itself is
+:func:`tests.chaos.scenarios.reconnect_storm`, as in ``make chaos``.
+
+Also here: :func:`auth_rate`, how many ``MsgAuth`` a node answers per second when N
+already-open sockets send theirs at once (the connect path without the clients' own
+backoff): the figure the auth path's speed-ups were measured with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tests.chaos import scenarios
+from tests.chaos.traffic import create_accounts
+
+from bench import tidings_node
+from bench.harness import free_port, load_average
+from tidings.protocol.codec import decode_server_frame, encode_client_frame
+from tidings.protocol.codes import MsgType
+from tidings.protocol.messages import AuthPayload
+from tidings.store import open_store
+from tidings.store.base import NewMessage
+
+
+async def run(workdir: Path, clients: int, *, workers: int | None = None) -> dict[str, Any]:
+    """One storm on a fresh SQLite database; the figures as a dict."""
+    url = f"sqlite:///{workdir}/storm-{time.time_ns()}.db"
+    load_before = load_average()
+    result = await scenarios.reconnect_storm(url, clients=clients, workers=workers)
+    fig = result.figures
+    notes = result.notes
+    return {"clients": clients, "workers": notes["workers"],
+            "resynced_s": notes["all_resynced_s"], "reconnected_s": notes["all_reconnected_s"],
+            "node_up_s": notes["node_up_s"], "first_connect_s": notes["first_connect_s"],
+            "settle_s": notes["settle_s"], "total_s": round(result.seconds, 1),
+            "node_error_lines": notes["node_error_lines"], **fig.as_dict(),
+            "load_average_before": load_before, "load_average_after": load_average()}
+
+
+async def auth_rate(workdir: Path, clients: int, *, backlog: int = 2) -> dict[str, Any]:
+    """Open ``clients`` sockets, then send every ``MsgAuth`` at once (opaque tokens, each
+    user with ``backlog`` messages waiting); auths/s until each has its last backlog page."""
+    url = f"sqlite:///{workdir}/auth-{time.time_ns()}.db"
+    accounts = await create_accounts(url, clients)
+    store = open_store(url)
+    rng = random.Random(1)
+    try:
+        await store.append_messages([
+            NewMessage(a.user_id, "bench", rng.choice(accounts).user_id, "text", "hello", 0)
+            for a in accounts for _ in range(backlog)])
+    finally:
+        await store.close()
+    port = free_port()
+    server = tidings_node.start(workdir, url, port)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    try:
+        gate = asyncio.Semaphore(100)
+
+        async def open_one() -> aiohttp.ClientWebSocketResponse:
+            async with gate:
+                return await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+
+        sockets = await asyncio.gather(*(open_one() for _ in accounts))
+
+        async def auth(ws: aiohttp.ClientWebSocketResponse, token: str, n: int) -> None:
+            await ws.send_bytes(encode_client_frame(
+                MsgType.AUTH, 1, AuthPayload(token=token, device_id=f"d{n}"), binary=True))
+            while True:
+                type_, seq, body = decode_server_frame((await ws.receive()).data)
+                if type_ == MsgType.SYNC_RSP and seq == 0 and not body.get("has_more"):
+                    return
+
+        started = time.monotonic()
+        async with asyncio.timeout(300):
+            await asyncio.gather(*(auth(ws, a.token, n)
+                                   for n, (ws, a) in enumerate(zip(sockets, accounts,
+                                                                   strict=True))))
+        seconds = time.monotonic() - started
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        return {"clients": clients, "seconds": round(seconds, 2),
+                "auths_per_s": round(clients / seconds), "load_average": load_average()}
+    finally:
+        await session.close()
+        server.stop()
+
+
+def table(results: list[dict[str, Any]], rates: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows for scenario 4 (figures: median [min-max] of the repetitions)."""
+    from bench.report import fmt, spread
+
+    failed = [r for r in results if "error" in r]
+    results = [r for r in results if "error" not in r]
+    rates = [r for r in rates if "error" not in r]
+
+    def fig(key: str) -> str:
+        return fmt(spread([r[key] for r in results]), " s", digits=1)
+
+    total = {k: sum(r[k] for r in results) for k in ("sent", "acked", "expected_deliveries",
+                                                      "delivered", "redelivered", "lost",
+                                                      "duplicated", "out_of_order", "phantom")}
+    rows = ["| clients (workers) | all re-authenticated and resynced after the restart "
+            "| all re-authenticated | node up | first connect | chats acked / sent "
+            "| deliveries expected / made (redelivered) | lost / duplicated / out of order "
+            "/ never sent | load average before → after |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    if results:
+        loads = ", ".join(f"{r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
+                          for r in results)
+        rows.append("| " + " | ".join([
+            f"{results[0]['clients']} ({results[0]['workers']})",
+            f"**{fig('resynced_s')}**", fig("reconnected_s"), fig("node_up_s"),
+            fig("first_connect_s"), f"{total['acked']} / {total['sent']}",
+            f"{total['expected_deliveries']} / {total['delivered']} ({total['redelivered']})",
+            f"**{total['lost']} / {total['duplicated']} / {total['out_of_order']} / "
+            f"{total['phantom']}**", loads]) + " |")
+    if failed:
+        rows += ["", f"{len(failed)} repetition(s) did not finish: "
+                 + "; ".join(r["error"][-200:] for r in failed)]
+    if rates:
+        rows += ["", f"Auth rate ({rates[0]['clients']} open sockets send `MsgAuth` at once, "
+                 "2 backlog messages each): "
+                 + fmt(spread([r["auths_per_s"] for r in rates]), " auths/s") + "."]
+    return rows
