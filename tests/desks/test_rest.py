@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from tests.desks.conftest import DeskNode
@@ -207,8 +208,10 @@ async def test_database_sync_realigns_statuses(desks: DeskNode) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the occupancy ends 400 ms from now
         status, body = await desks.call("POST", "/api/database/sync")
+        assert status == 200, body
         if body["changed"]:
             break
+        await asyncio.sleep(0.05)
     assert body["changed"] == [6]
     status, desk = await desks.call("GET", "/api/workstations/6")
     assert desk["status"] == "available" and desk["bookings"] == []

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.routes import SERVICE, authenticated, int_param
-from tidings.apps.desks import repository
+from tidings.apps.desks import bookings, repository
 from tidings.apps.desks.app import DeskApp
 from tidings.apps.desks.models import (
     STATUSES,
@@ -126,7 +126,7 @@ async def get_workstation(request: web.Request) -> web.Response:
         row = await repository.get_workstation(tx, desk_id)
         if row is None:
             raise repository.not_found(desk_id)
-        booked = await repository.bookings(tx, desk_id)
+        booked = await bookings.bookings(tx, desk_id)
     return json_response({**workstation_json(row),
                           "bookings": [booking_json(b) for b in booked]})
 
@@ -183,7 +183,7 @@ async def occupy(request: web.Request) -> web.Response:
     body = await read_json(request, OccupyRequest) if request.can_read_body \
         else OccupyRequest()
     async with app.db.transaction() as tx:
-        change = await repository.occupy(tx, desk_id, me.user_id, body.until)
+        change = await bookings.occupy(tx, desk_id, me.user_id, body.until)
     app.monitor.count("bookings")
     return await _respond(app, desk_id, [change])
 
@@ -193,7 +193,7 @@ async def release(request: web.Request) -> web.Response:
     me = await authenticated(request)
     app, desk_id = _desks(request), _desk_id(request)
     async with app.db.transaction() as tx:
-        change = await repository.release(tx, desk_id, me.user_id)
+        change = await bookings.release(tx, desk_id, me.user_id)
     app.monitor.count("bookings")
     return await _respond(app, desk_id, [change])
 
@@ -204,7 +204,7 @@ async def reserve(request: web.Request) -> web.Response:
     app, desk_id = _desks(request), _desk_id(request)
     body = await read_json(request, ReserveRequest)
     async with app.db.transaction() as tx:
-        change, booking = await repository.reserve(tx, desk_id, me.user_id, body.start, body.end)
+        change, booking = await bookings.reserve(tx, desk_id, me.user_id, body.start, body.end)
     app.monitor.count("bookings")
     return await _respond(app, desk_id, [change], status=201,
                           extra={"booking": booking_json(booking)})
@@ -216,7 +216,7 @@ async def cancel_reservation(request: web.Request) -> web.Response:
     app, desk_id = _desks(request), _desk_id(request)
     booking_id = int(request.match_info["booking"])
     async with app.db.transaction() as tx:
-        change = await repository.cancel_reservation(tx, desk_id, booking_id, me.user_id)
+        change = await bookings.cancel_reservation(tx, desk_id, booking_id, me.user_id)
     app.monitor.count("bookings")
     return await _respond(app, desk_id, [change])
 
