@@ -153,3 +153,12 @@ async def test_nodes_lists_live_nodes_with_their_heartbeat(registries, cluster_u
     if not is_memory(cluster_url):
         b = await registries("b")
         assert [n.node_id for n in await b.nodes()] == ["b"]
+
+
+async def test_a_burst_of_logins_is_answered_not_refused(registries) -> None:
+    # A reconnect storm sends hundreds of claims at once; more than the client
+    # library's connection pool holds must wait for a connection, not fail.
+    a = await registries("a")
+    claims = await asyncio.gather(*(a.claim(1000 + i, f"c{i}", 3) for i in range(400)))
+    assert all(c.granted and c.live_before == 0 for c in claims)
+    assert await a.online([1000, 1399]) == {1000, 1399}

@@ -21,6 +21,7 @@ from tidings import keys
 from tidings.bus.queued import QueuedBus, backoff
 from tidings.bus.wire import Envelope
 from tidings.metrics import Metrics
+from tidings.redis_pool import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class RedisBus(QueuedBus[bytes]):
                  queue_size: int = 100_000) -> None:
         super().__init__(node_id=node_id, metrics=metrics, queue_size=queue_size)
         self._url = url
-        self._redis: aioredis.Redis = aioredis.from_url(
+        self._redis: aioredis.Redis = redis_client(
             url, socket_connect_timeout=2.0, socket_keepalive=True, health_check_interval=5)
 
     def _encode(self, envelope: Envelope) -> bytes:

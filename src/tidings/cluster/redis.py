@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from tidings import keys
 from tidings.cluster.base import Claim, NodeStatus, Registry, now_ms
+from tidings.redis_pool import redis_client
 
 # KEYS: user conns, nodes. ARGV: now. Drops entries of dead nodes; returns live count.
 _COUNT_LIVE = """
@@ -73,7 +74,7 @@ class RedisRegistry(Registry):
 
     def __init__(self, url: str, *, node_id: str, address: str, node_timeout: float) -> None:
         super().__init__(node_id=node_id, address=address)
-        self._redis: aioredis.Redis = aioredis.from_url(
+        self._redis: aioredis.Redis = redis_client(
             url, socket_connect_timeout=2.0, socket_timeout=5.0, decode_responses=True)
         self._timeout_ms = int(node_timeout * 1000)
         self._claim: Any = self._redis.register_script(_CLAIM)

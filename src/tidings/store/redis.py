@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tidings import keys
+from tidings.redis_pool import redis_client
 
 from .base import (
     AppendResult,
@@ -145,7 +146,7 @@ class RedisStore(RedisChannels, Store):
         # ?sync_state_ttl=SECONDS in the URL overrides the default (30 days).
         self._ttl = int(query.pop("sync_state_ttl", [str(sync_state_ttl)])[0])
         # Any: redis-py's return types are unions of every reply shape.
-        self._redis: Any = aioredis.from_url(
+        self._redis: Any = redis_client(
             url.split("?", 1)[0], socket_connect_timeout=5.0, socket_timeout=10.0,
             retry_on_timeout=True)
         self._append: Any = self._redis.register_script(_APPEND)
