@@ -337,6 +337,19 @@ async def test_mark_delivered_returns_receipts_in_id_order(store: Store) -> None
     assert receipts == [Receipt(x.id, x.sender_id) for x in m]
 
 
+async def test_store_acks_moves_cursors_and_marks_delivered_per_device(store: Store) -> None:
+    m = await send(store, msg(ALICE, BOB), msg(CAROL, BOB), msg(BOB, CAROL), msg(ALICE, BOB))
+    receipts = await store.store_acks([(BOB, "phone", m[1].id), (CAROL, "laptop", m[2].id),
+                                       (BOB, "tablet", m[3].id), (BOB, "phone", 0)])
+    # Bob's second device finds the first two already delivered; a lower ack changes nothing.
+    assert receipts == [[Receipt(m[0].id, ALICE), Receipt(m[1].id, CAROL)],
+                        [Receipt(m[2].id, BOB)], [Receipt(m[3].id, ALICE)], []]
+    assert await store.get_cursor(BOB, "phone") == m[1].id
+    assert await store.get_cursor(BOB, "tablet") == m[3].id
+    assert await store.get_cursor(CAROL, "laptop") == m[2].id
+    assert await store.store_acks([]) == []
+
+
 async def test_mark_read_from_sent_works_once(store: Store) -> None:
     [m] = await send(store, msg(ALICE, BOB))
     assert await store.mark_read(BOB, m.id) == Receipt(m.id, ALICE)

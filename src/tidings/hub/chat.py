@@ -19,6 +19,7 @@ from tidings.cluster.base import Registry
 from tidings.cluster.memory import MemoryRegistry
 from tidings.config import Settings
 from tidings.gateway.connection import Connection
+from tidings.hub.acks import AckWriter
 from tidings.hub.hub import Hub, to_wire
 from tidings.hub.presence import Presence
 from tidings.metrics import Metrics
@@ -61,6 +62,7 @@ class ChatService:
         self._ack_targets: dict[str, int] = {}  # conn id -> highest ack not yet stored
         self._confirmed: dict[str, int] = {}  # conn id -> highest id it acknowledged
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ack_writer = AckWriter(store)
 
     async def close(self) -> None:
         """Finish pending commits and ack writes."""
@@ -255,8 +257,8 @@ class ChatService:
         try:
             while target := self._ack_targets.get(conn.id, 0):
                 self._ack_targets[conn.id] = 0
-                await self.store.advance_cursor(conn.user_id, conn.device_id, target)
-                receipts = await self.store.mark_delivered(conn.user_id, target)
+                # Stored with other connections' acks (one transaction: see hub/acks.py).
+                receipts = await self._ack_writer.store(conn.user_id, conn.device_id, target)
                 await self._send_receipts(receipts, "delivered", conn.user_id)
         except Exception:
             log.exception("%s: storing ack failed", conn.id)

@@ -171,6 +171,18 @@ class Store(abc.ABC):
     async def touch_token(self, token_id: int, at: int) -> None:
         """Record that the token was used at ``at``."""
 
+    async def store_acks(self, acks: list[tuple[int, str, int]]) -> list[list[Receipt]]:
+        """For each ``(user_id, device_id, up_to_id)``: advance the device's cursor and
+        mark the user's messages up to it delivered (:meth:`advance_cursor`, then
+        :meth:`mark_delivered`); each one's receipts, in input order. A backend may do
+        them all in one transaction: after a reconnect storm every device acks its
+        backlog at once."""
+        receipts = []
+        for user_id, device_id, up_to in acks:
+            await self.advance_cursor(user_id, device_id, up_to)
+            receipts.append(await self.mark_delivered(user_id, up_to))
+        return receipts
+
     async def touch_tokens(self, uses: list[tuple[int, int]]) -> None:
         """Record several uses, ``(token_id, at)`` each (a backend may do it in one
         transaction: a reconnect storm touches thousands of tokens at once)."""

@@ -402,6 +402,22 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
         row = await self._run(lambda c: _one(c, _MARK_READ, (message_id, recipient_id)))
         return None if row is None else Receipt(int(row[0]), int(row[1]))
 
+    async def store_acks(self, acks: list[tuple[int, str, int]]) -> list[list[Receipt]]:
+        """Cursors and delivered marks of many devices in one transaction (one fsync)."""
+        if not acks:
+            return []
+        items, now = list(acks), now_ms()
+
+        def job(conn: sqlite3.Connection) -> list[list[Receipt]]:
+            out = []
+            with _transaction(conn):
+                for user_id, device_id, up_to in items:
+                    _rows(conn, _ADVANCE_CURSOR, (user_id, device_id, max(up_to, 0), now))
+                    rows = _rows(conn, _MARK_DELIVERED, (user_id, up_to))
+                    out.append([Receipt(int(r[0]), int(r[1])) for r in sorted(rows)])
+            return out
+        return await self._run(job)
+
     # device cursors
 
     async def get_cursor(self, user_id: int, device_id: str) -> int:
