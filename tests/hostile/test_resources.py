@@ -20,6 +20,7 @@ from tests.hostile.helpers import (
 from tests.hostile.rawws import OP_PING, RawSocket, build_frame
 from tests.support.wire import Wire
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
+from tidings.store.base import NewMessage
 
 MiB = 1 << 20
 
@@ -310,4 +311,43 @@ async def test_flood_before_auth_is_rate_limited_and_the_deadline_holds(server_f
     assert codes.count(ErrorCode.RATE_LIMITED) >= 80
     assert await wire.closed_with(3) == CloseCode.AUTH_TIMEOUT
     assert time.monotonic() - started < 1.0 + 1.5
+    await assert_bystander_chats(server, http)
+
+
+async def test_delivery_acks_of_a_busy_receiver_are_not_rate_limited(server_factory, http):
+    """A device acking 40 pushes within a second at rate_limit 5/s, burst 10: acks that
+    confirm more than before are never refused (the server's pushes bound them); the same
+    ack sent again and again is a flood like any other."""
+    server = await server_factory(rate_limit=5, rate_burst=10, sync_page_size=1)
+    sender, _ = await server.quick_user()
+    receiver, token = await server.quick_user()
+    stored = await server.node.store.append_messages(
+        [NewMessage(sender, "d", receiver, "text", f"m{i}") for i in range(40)])
+    ids = [r.message.id for r in stored]
+    wire = await Wire.open(http, server.ws_url)
+    await wire.send(MsgType.AUTH, {"token": token, "device_id": "phone"})
+    refused = 0
+    got: list[int] = []
+    while len(got) < len(ids):
+        t, _, payload = await wire.recv()
+        if t == MsgType.SYNC_RSP:
+            for m in payload["messages"]:
+                got.append(m["message_id"])
+                await wire.send(MsgType.ACK, {"message_id": m["message_id"],
+                                              "status": "delivered"})
+        elif t == MsgType.ERROR:
+            refused += 1
+    assert got == ids and refused == 0
+    for _ in range(30):  # nothing new to confirm: these take tokens
+        await wire.send(MsgType.ACK, {"message_id": ids[-1], "status": "delivered"})
+    codes = []
+    while len(codes) < 19:  # at least 30 - burst 10 - refill are refused
+        t, _, payload = await reply_to(wire)
+        if t == MsgType.ERROR:
+            codes.append(payload["code"])
+    assert set(codes) == {ErrorCode.RATE_LIMITED}
+    async with asyncio.timeout(5):
+        while await server.node.store.get_cursor(receiver, "phone") != ids[-1]:
+            await asyncio.sleep(0.05)
+    await wire.close()
     await assert_bystander_chats(server, http)

@@ -255,7 +255,8 @@ class Gateway:
                 continue  # shutting down: only delivery acks are still taken
             # While draining only acks come here: the last ones, each folded into one
             # cursor write; refusing them would only make their messages come again.
-            if not self.draining and not bucket.allow(conn.last_seen):
+            if not self.draining and not self._confirms_more(conn, frame) and \
+                    not bucket.allow(conn.last_seen):
                 svc.error(conn, frame.seq, ErrorCode.RATE_LIMITED, "too many frames; slow down")
                 continue
             self._handling += 1
@@ -273,6 +274,22 @@ class Gateway:
                     self._idle.set()
             if conn.backlogged:  # pace a client that sends faster than it reads
                 await conn.drain()
+
+    def _confirms_more(self, conn: Connection, frame: Frame) -> bool:
+        """True for a delivery ack that confirms more than this connection did before.
+
+        Such acks take no rate-limit token: there can be no more of them than pushes
+        the server itself sent, and refusing them would only bring their messages back
+        on the next connection (a busy receiver's acks would also starve its chats).
+        """
+        if frame.type != MsgType.ACK or not conn.user_id:
+            return False
+        try:
+            ack = decode_payload(frame)
+        except ProtocolError:
+            return False
+        return (isinstance(ack, AckPayload)
+                and self.service.confirmed(conn) < ack.message_id <= conn.highest_sent_id)
 
     async def _dispatch(self, conn: Connection, frame: Frame) -> None:
         svc = self.service

@@ -229,6 +229,10 @@ class ChatService:
             if receipt is not None:
                 await self._send_receipts([receipt], "read", conn.user_id)
 
+    def confirmed(self, conn: Connection) -> int:
+        """The highest message id this connection acknowledged (0 if none yet)."""
+        return self._confirmed.get(conn.id, 0)
+
     def awaits_ack(self, conn: Connection) -> bool:
         """Whether this connection's device acknowledges deliveries (it did at least
         once on this connection) and has not yet acknowledged all that was sent on it."""
