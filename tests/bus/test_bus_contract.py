@@ -20,7 +20,7 @@ from tidings.bus import (
     RevokeEvent,
     open_bus,
 )
-from tidings.bus.base import DeskChangeEvent, EditingEvent
+from tidings.bus.base import DeskChangeEvent, EditingEvent, ReplacedEvent
 from tidings.bus.wire import EventCodec
 from tidings.metrics import Metrics
 from tidings.store.base import StoredMessage
@@ -131,6 +131,7 @@ def test_every_event_type_round_trips_through_the_wire_codec() -> None:
         ChatEvent: ChatEvent(message(7, "héllo")),
         PushEvent: PushEvent([1], 104, {"user_id": 1, "status": "away", "list": [1, 2]}),
         RevokeEvent: RevokeEvent([3, 4]),
+        ReplacedEvent: ReplacedEvent(5, ["node-1/c7"]),
         PublicationEvent: PublicationEvent(Publication("room:1", 5, "text", '{"a": 1}', 2,
                                                        "d", 1000)),
         ChannelPresenceEvent: ChannelPresenceEvent("room:1", "join", 2, "d"),

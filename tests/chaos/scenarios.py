@@ -162,9 +162,9 @@ async def cluster_faults(fault: str, *, nodes: int = 3, users: int = 8, devices:
     The notes say what the fault did: ``moved_devices`` (devices that were served by
     more than one node), ``bus_resubscribed`` (times a node's bus subscribed again
     after losing Redis, each followed by a gap fill from the store),
-    ``auth_refused_too_many`` (reconnects refused with ``WS_TOO_MANY_CONNECTIONS``: a
-    SIGKILLed node's connections count against their users until its lease expires,
-    ``node_timeout`` after its last heartbeat; the SDK retries with backoff).
+    ``auth_refused_too_many`` (reconnects refused with ``WS_TOO_MANY_CONNECTIONS``; a
+    reconnecting device replaces its own entry, even one of a SIGKILLed node whose lease
+    has not expired, so this should stay at 0).
     """
     if fault not in ("redis", "node"):
         raise ValueError(f"unknown fault {fault!r}")

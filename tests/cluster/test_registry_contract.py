@@ -106,7 +106,7 @@ async def test_a_dead_nodes_users_go_offline_and_are_reaped_once(registries, clu
     await dead.claim(6, "c2", 3)
     await a.claim(6, "c9", 3)  # user 6 also holds a connection on a live node
     await asyncio.sleep(TIMEOUT + 0.2)
-    await a.heartbeat(lambda: {"c9": 6})
+    await a.heartbeat(lambda: {"c9": (6, "")})
     await b.heartbeat(dict)
     # The lease lapsed: user 5 no longer counts as online, even before any reaping.
     assert await a.online([5, 6]) == {6}
@@ -127,7 +127,7 @@ async def test_a_node_reaped_while_cut_off_registers_its_connections_again(
     assert await other.reap() == [5]
     assert (await other.claim(5, "c2", 1)).granted  # the slot looked free meanwhile
     await other.release(5, "c2")
-    await slow.heartbeat(lambda: {"c1": 5})  # back: its connection counts again
+    await slow.heartbeat(lambda: {"c1": (5, "")})  # back: its connection counts again
     assert await other.online([5]) == {5}
     assert not (await other.claim(5, "c3", 1)).granted
 
@@ -145,7 +145,7 @@ async def test_heartbeat_drops_entries_a_failed_release_left_behind(registries, 
 async def test_nodes_lists_live_nodes_with_their_heartbeat(registries, cluster_url) -> None:
     a = await registries("a")
     await a.claim(1, "c1", 3)
-    await a.heartbeat(lambda: {"c1": 1})
+    await a.heartbeat(lambda: {"c1": (1, "")})
     [node] = [n for n in await a.nodes() if n.node_id == "a"]
     assert node.address == "127.0.0.1:a" and node.connections == 1
     assert node.last_heartbeat >= node.started_at > 0
@@ -162,3 +162,76 @@ async def test_a_burst_of_logins_is_answered_not_refused(registries) -> None:
     claims = await asyncio.gather(*(a.claim(1000 + i, f"c{i}", 3) for i in range(400)))
     assert all(c.granted and c.live_before == 0 for c in claims)
     assert await a.online([1000, 1399]) == {1000, 1399}
+
+
+async def test_a_device_that_connects_again_replaces_its_entry_on_any_node(
+        registries, cluster_url) -> None:
+    a = await registries("a")
+    b = a if is_memory(cluster_url) else await registries("b")
+    assert (await a.claim(7, "c1", 1, device_id="phone")).granted
+    # The phone reconnects (to another node, where there are several): with a limit of 1
+    # its old entry would refuse it; it replaces that entry instead.
+    again = await b.claim(7, "c2", 1, device_id="phone")
+    assert again.granted and again.live_before == 1  # online before: not a first connection
+    assert again.replaced == (a.key("c1"),)
+    assert await a.online([7]) == {7}
+    assert await a.release(7, "c1") is None  # replaced: its end announces nothing
+    assert await b.release(7, "c2") == 0  # the user's last connection: offline, once
+    assert await a.online([7]) == set()
+
+
+async def test_a_reconnecting_device_does_not_count_but_other_devices_do(
+        registries, cluster_url) -> None:
+    a = await registries("a")
+    b = a if is_memory(cluster_url) else await registries("b")
+    for i in range(3):
+        assert (await a.claim(8, f"c{i}", 3, device_id=f"d{i}")).granted
+    moved = await b.claim(8, "m1", 3, device_id="d1")
+    assert moved.granted and moved.live_before == 3 and moved.replaced == (a.key("c1"),)
+    refused = await b.claim(8, "m9", 3, device_id="d9")  # a fourth device
+    assert not refused.granted and refused.live_before == 3 and refused.replaced == ()
+    # A refused claim replaces nothing, and connections without a device replace nothing.
+    assert await a.release(8, "c0") == 2
+    assert (await b.claim(8, "n1", 3)).replaced == ()
+    assert not (await b.claim(8, "n2", 3)).granted
+    assert await a.online([8]) == {8}
+
+
+async def test_a_killed_nodes_entry_of_the_device_is_replaced_before_its_lease_ends(
+        registries, cluster_url) -> None:
+    if is_memory(cluster_url):
+        pytest.skip("a single node cannot be killed under itself")
+    killed = await registries("killed")
+    a = await registries("a")
+    await killed.claim(5, "c1", 3, device_id="phone")
+    await killed.claim(5, "c2", 3, device_id="laptop")
+    await killed.claim(5, "c3", 3, device_id="tablet")
+    # The node is SIGKILLed: no release, its lease runs on. Each device moves to node a.
+    for conn, device in (("m1", "phone"), ("m2", "laptop"), ("m3", "tablet")):
+        moved = await a.claim(5, conn, 3, device_id=device)
+        assert moved.granted and moved.replaced == (f"killed/c{conn[1]}",)
+    assert not (await a.claim(5, "m4", 3, device_id="watch")).granted
+    await asyncio.sleep(TIMEOUT + 0.2)
+    await a.heartbeat(lambda: {"m1": (5, "phone"), "m2": (5, "laptop"),
+                               "m3": (5, "tablet")})
+    assert await a.reap() == []  # the user never went offline: nothing to announce
+    assert await a.online([5]) == {5}
+    assert (await a.claim(5, "m5", 3, device_id="phone")).replaced == (a.key("m1"),)
+
+
+async def test_a_connection_registered_again_by_heartbeat_keeps_its_device(
+        registries, cluster_url) -> None:
+    if is_memory(cluster_url):
+        pytest.skip("a single node cannot be cut off")
+    slow = await registries("slow")
+    other = await registries("other")
+    await slow.claim(5, "c1", 1, device_id="phone")
+    await asyncio.sleep(TIMEOUT + 0.2)
+    await other.heartbeat(dict)
+    assert await other.reap() == [5]
+    await slow.heartbeat(lambda: {"c1": (5, "phone")})  # back, and registered again
+    assert not (await other.claim(5, "c2", 1, device_id="laptop")).granted
+    moved = await other.claim(5, "c2", 1, device_id="phone")
+    assert moved.granted and moved.replaced == ("slow/c1",)
+    await slow.heartbeat(dict)  # the replaced connection closed on its node
+    assert await other.online([5]) == {5}

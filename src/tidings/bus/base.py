@@ -54,6 +54,14 @@ class RevokeEvent(msgspec.Struct, tag="revoke", tag_field="event", frozen=True):
     token_ids: list[int]
 
 
+class ReplacedEvent(msgspec.Struct, tag="replaced", tag_field="event", frozen=True):
+    """A device of this user connected again: close its older connections (cluster keys
+    ``node/conn``, see cluster/replace.py) on whichever node still holds them."""
+
+    user_id: int
+    conn_keys: list[str]
+
+
 class EditingEvent(msgspec.Struct, tag="editing", tag_field="event", frozen=True):
     """A collaborative-editing event (seed 002) for the WebSockets of these editing
     sessions, on whichever node holds them: ``type`` is an ``EditingEventType``."""
@@ -86,7 +94,7 @@ class DeskChangeEvent(msgspec.Struct, tag="desk_change", tag_field="event", froz
 # Remote backends encode any member of this union generically (bus/wire.py): a new
 # event type only needs a tag and a place here.
 Event = (ChatEvent | PushEvent | PublicationEvent | ChannelPresenceEvent | RevokeEvent
-         | EditingEvent | DeskChangeEvent)
+         | ReplacedEvent | EditingEvent | DeskChangeEvent)
 Handler = Callable[[Event], None]
 GapHandler = Callable[[], None]
 

@@ -7,6 +7,12 @@ has cleaned them up yet. Every node also *reaps* dead nodes on each heartbeat:
 exactly one node wins each dead node (an atomic delete), removes its
 connections and announces its users offline. So a node killed without saying
 goodbye has its users shown offline within ``node_timeout`` + one heartbeat.
+
+Each connection's entry records its device. A claim by a device that already
+holds an entry (a reconnect: its old socket may be dead, on a killed node or not
+yet noticed, or still open) *replaces* that entry, on whatever node it is, so a
+reconnecting device never counts against itself; the caller closes the replaced
+connections wherever they are still open (see cluster/replace.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ class Claim(msgspec.Struct, frozen=True):
 
     granted: bool
     live_before: int  # the user's live connections in the cluster before this one
+    # Cluster keys (``node/conn``) of the same device's older connections whose entries
+    # this claim removed (only when granted); they are closed wherever still open.
+    replaced: tuple[str, ...] = ()
+
+
+Held = dict[str, tuple[int, str]]
+"""A node's connections as the heartbeat reports them: conn id -> (user id, device id)."""
 
 
 class NodeStatus(msgspec.Struct, frozen=True):
@@ -61,13 +74,19 @@ class Registry(abc.ABC):
         """Remove this node and its connections (a clean shutdown)."""
 
     @abc.abstractmethod
-    async def claim(self, user_id: int, conn_id: str, limit: int) -> Claim:
+    async def claim(self, user_id: int, conn_id: str, limit: int, *,
+                    device_id: str = "") -> Claim:
         """Take a connection slot for the user if they hold fewer than ``limit`` live
-        connections in the cluster; atomic across nodes."""
+        connections in the cluster, not counting those of ``device_id``; atomic across
+        nodes. When granted, the entries of the device's other connections are removed
+        (listed in ``Claim.replaced``). An empty ``device_id`` replaces nothing."""
 
     @abc.abstractmethod
-    async def release(self, user_id: int, conn_id: str) -> int:
-        """Give the slot back; return the user's live connections left in the cluster."""
+    async def release(self, user_id: int, conn_id: str) -> int | None:
+        """Give the slot back; return the user's live connections left in the cluster, or
+        None if the connection held no entry any more: a newer connection of its device
+        replaced it, or its node was reaped while cut off. Then whoever removed the
+        entry settled the user's presence, and the caller must not announce it again."""
 
     @abc.abstractmethod
     async def online(self, user_ids: list[int]) -> set[int]:
@@ -82,9 +101,9 @@ class Registry(abc.ABC):
         """Chosen statuses of those users who have one."""
 
     @abc.abstractmethod
-    async def heartbeat(self, connections: Callable[[], dict[str, int]]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> None:
         """Renew the lease and make the registry hold this node's connections (conn id
-        -> user id, from ``connections()``): re-registers them if the lease had lapsed
+        -> (user id, device id), from ``connections()``): re-registers them if the lease had lapsed
         and others reaped this node, and drops entries a failed release left behind.
         ``connections`` is called only after the registry's entries were read, so a
         connection claimed meanwhile is never taken for a stale one."""

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from tidings.cluster.base import Registry
+from tidings.cluster.base import Held, Registry
 from tidings.hub.hub import Hub
 from tidings.metrics import Metrics
 
@@ -51,8 +51,8 @@ class Membership:
         except Exception as exc:  # the registry may be the thing that is gone
             log.warning("leaving the cluster registry failed: %s", exc)
 
-    def _connections(self) -> dict[str, int]:
-        return {c.id: c.user_id for c in self._hub.all_connections()}
+    def _connections(self) -> Held:
+        return {c.id: (c.user_id, c.device_id) for c in self._hub.all_connections()}
 
     async def beat(self) -> None:
         """One heartbeat: renew, reap, announce."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from tidings.cluster.base import Claim, NodeStatus, Registry, now_ms
+from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
 
 
 class MemoryRegistry(Registry):
@@ -13,7 +13,7 @@ class MemoryRegistry(Registry):
 
     def __init__(self, *, node_id: str, address: str) -> None:
         super().__init__(node_id=node_id, address=address)
-        self._conns: dict[int, set[str]] = {}
+        self._conns: dict[int, dict[str, str]] = {}  # user -> conn -> device
         self._chosen: dict[int, str] = {}
         self._started = now_ms()
         self._beat = self._started
@@ -26,23 +26,28 @@ class MemoryRegistry(Registry):
         """Forget everything."""
         self._conns.clear()
 
-    async def claim(self, user_id: int, conn_id: str, limit: int) -> Claim:
-        """Grant a slot if the user holds fewer than ``limit``."""
-        conns = self._conns.setdefault(user_id, set())
+    async def claim(self, user_id: int, conn_id: str, limit: int, *,
+                    device_id: str = "") -> Claim:
+        """Grant a slot if the user holds fewer than ``limit`` besides this device's."""
+        conns = self._conns.get(user_id, {})
         before = len(conns)
-        if before >= limit:
+        same = [c for c, d in conns.items() if device_id and d == device_id and c != conn_id]
+        if before - len(same) >= limit:
             return Claim(False, before)
-        conns.add(conn_id)
-        return Claim(True, before)
+        for c in same:
+            del conns[c]
+        conns[conn_id] = device_id
+        self._conns[user_id] = conns
+        return Claim(True, before, tuple(self.key(c) for c in same))
 
-    async def release(self, user_id: int, conn_id: str) -> int:
-        """Give a slot back; return the user's connections left."""
-        conns = self._conns.get(user_id, set())
-        conns.discard(conn_id)
+    async def release(self, user_id: int, conn_id: str) -> int | None:
+        """Give a slot back; return the user's connections left (None: no entry)."""
+        conns = self._conns.get(user_id, {})
+        held = conns.pop(conn_id, None) is not None
         if not conns:
             self._conns.pop(user_id, None)
             self._chosen.pop(user_id, None)
-        return len(conns)
+        return len(conns) if held else None
 
     async def online(self, user_ids: list[int]) -> set[int]:
         """Users holding a connection here."""
@@ -59,7 +64,7 @@ class MemoryRegistry(Registry):
         """Chosen statuses of these users."""
         return {u: self._chosen[u] for u in user_ids if u in self._chosen}
 
-    async def heartbeat(self, connections: Callable[[], dict[str, int]]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> None:
         """Only remember when."""
         self._beat = now_ms()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from tidings.cluster.base import Claim, NodeStatus, Registry, now_ms
+from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
 
 _SCHEMA = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_nodes (
@@ -34,6 +34,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS tidings_connections (
     user_id  BIGINT NOT NULL,
     node_id  TEXT   NOT NULL
 );
+ALTER TABLE tidings_connections ADD COLUMN IF NOT EXISTS device_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS tidings_connections_user ON tidings_connections (user_id);
 CREATE INDEX IF NOT EXISTS tidings_connections_node ON tidings_connections (node_id);
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_chosen_presence (
@@ -52,6 +53,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (node_id) DO UPDATE SET address = EXCLUDED.address, pid = EXCLUDED.pid,
     last_heartbeat = EXCLUDED.last_heartbeat, expires_at = EXCLUDED.expires_at,
     connections = EXCLUDED.connections"""
+
+_LIVE = """
+SELECT c.conn_key, c.device_id FROM tidings_connections c JOIN tidings_nodes n USING (node_id)
+WHERE c.user_id = $1 AND n.expires_at > $2"""
 
 _LIVE_COUNT = """
 SELECT count(*) FROM tidings_connections c JOIN tidings_nodes n USING (node_id)
@@ -112,34 +117,41 @@ class PostgresRegistry(Registry):
         finally:
             await pool.close()
 
-    async def claim(self, user_id: int, conn_id: str, limit: int) -> Claim:
-        """Take a slot under the user's advisory lock."""
+    async def claim(self, user_id: int, conn_id: str, limit: int, *,
+                    device_id: str = "") -> Claim:
+        """Take a slot under the user's advisory lock, replacing the device's other rows."""
         pool = await self._get_pool()
+        key = self.key(conn_id)
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", USER_LOCK_SPACE,
                                user_id & 0x7FFF_FFFF)
-            live = int(await conn.fetchval(_LIVE_COUNT, user_id, now_ms()))
-            if live >= limit:
-                return Claim(False, live)
+            rows = await conn.fetch(_LIVE, user_id, now_ms())
+            same = [str(r[0]) for r in rows if device_id and r[1] == device_id and r[0] != key]
+            if len(rows) - len(same) >= limit:
+                return Claim(False, len(rows))
+            if same:
+                await conn.execute("DELETE FROM tidings_connections WHERE conn_key = ANY($1)",
+                                   same)
             await conn.execute(
-                "INSERT INTO tidings_connections (conn_key, user_id, node_id) "
-                "VALUES ($1, $2, $3) ON CONFLICT (conn_key) DO NOTHING",
-                self.key(conn_id), user_id, self.node_id)
-            return Claim(True, live)
+                "INSERT INTO tidings_connections (conn_key, user_id, node_id, device_id) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (conn_key) DO NOTHING",
+                key, user_id, self.node_id, device_id)
+            return Claim(True, len(rows), tuple(same))
 
-    async def release(self, user_id: int, conn_id: str) -> int:
-        """Give the slot back; return the user's live connections left."""
+    async def release(self, user_id: int, conn_id: str) -> int | None:
+        """Give the slot back; return the user's live connections left (None: no entry)."""
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", USER_LOCK_SPACE,
                                user_id & 0x7FFF_FFFF)
-            await conn.execute("DELETE FROM tidings_connections WHERE conn_key = $1",
-                               self.key(conn_id))
+            held = await conn.fetchval(
+                "DELETE FROM tidings_connections WHERE conn_key = $1 RETURNING 1",
+                self.key(conn_id))
             live = int(await conn.fetchval(_LIVE_COUNT, user_id, now_ms()))
             if live == 0:
                 await conn.execute("DELETE FROM tidings_chosen_presence WHERE user_id = $1",
                                    user_id)
-            return live
+            return live if held is not None else None
 
     async def online(self, user_ids: list[int]) -> set[int]:
         """Users with a connection on a live node."""
@@ -167,7 +179,7 @@ class PostgresRegistry(Registry):
                                 "WHERE user_id = ANY($1::bigint[])", user_ids)
         return {int(r[0]): str(r[1]) for r in rows}
 
-    async def heartbeat(self, connections: Callable[[], dict[str, int]]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> None:
         """Renew the lease and reconcile this node's connection rows."""
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
@@ -179,17 +191,18 @@ class PostgresRegistry(Registry):
             wanted = {self.key(c): u for c, u in connections().items()}
             await conn.execute(_UPSERT_NODE, self.node_id, self.address, os.getpid(),
                                self._started, now, now + self._timeout_ms, len(wanted))
-            stale = [k for k, u in held.items() if wanted.get(k) != u]
+            stale = [k for k, u in held.items() if wanted.get(k, (None, ""))[0] != u]
             if stale:
                 await conn.execute("DELETE FROM tidings_connections WHERE conn_key = ANY($1)",
                                    stale)
-            missing = [(k, u) for k, u in wanted.items() if held.get(k) != u]
+            missing = [(k, u, d) for k, (u, d) in wanted.items() if held.get(k) != u]
             if missing:
                 await conn.executemany(
-                    "INSERT INTO tidings_connections (conn_key, user_id, node_id) "
-                    "VALUES ($1, $2, $3) ON CONFLICT (conn_key) DO UPDATE "
-                    "SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id",
-                    [(k, u, self.node_id) for k, u in missing])
+                    "INSERT INTO tidings_connections (conn_key, user_id, node_id, device_id) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (conn_key) DO UPDATE "
+                    "SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id, "
+                    "device_id = EXCLUDED.device_id",
+                    [(k, u, self.node_id, d) for k, u, d in missing])
 
     async def reap(self) -> list[int]:
         """Reap expired nodes; return their users now offline everywhere."""

@@ -3,7 +3,8 @@
 Leases are scores in one sorted set (node -> expiry, ms). A user's connections
 are a hash (connection -> node); a connection counts while its node's lease is
 valid, so a dead node's connections stop counting at its expiry even before a
-reaper removes them. Claim, release and reap are Lua scripts: atomic, so two
+reaper removes them. An entry's value is ``node|device`` (a node id holds no ``|``;
+an entry with no ``|`` has no device). Claim, release and reap are Lua scripts: atomic, so two
 nodes can neither both grant the last slot nor both reap one dead node.
 """
 
@@ -16,16 +17,25 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tidings import keys
-from tidings.cluster.base import Claim, NodeStatus, Registry, now_ms
+from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
 from tidings.redis_pool import redis_client
 
-# KEYS: user conns, nodes. ARGV: now. Drops entries of dead nodes; returns live count.
+_NODE_CONNECTIONS = keys.node_connections("%s")  # its format, for the claim script
+
+# Splits an entry's value "node|device"; live_count drops entries of dead nodes and
+# returns the live count.
 _COUNT_LIVE = """
+local function split(value)
+  local bar = string.find(value, '|', 1, true)
+  if not bar then return value, '' end
+  return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
+end
 local function live_count(user_key, nodes_key, now)
   local all = redis.call('HGETALL', user_key)
   local live = 0
   for i = 1, #all, 2 do
-    local expiry = redis.call('ZSCORE', nodes_key, all[i + 1])
+    local node = split(all[i + 1])
+    local expiry = redis.call('ZSCORE', nodes_key, node)
     if expiry and tonumber(expiry) > now then
       live = live + 1
     else
@@ -36,22 +46,37 @@ local function live_count(user_key, nodes_key, now)
 end
 """
 
-# KEYS: user conns, nodes, node conns, chosen. ARGV: conn, node, limit, now, user.
+# KEYS: user conns, nodes, node conns, chosen. ARGV: conn, node, limit, now, user, device,
+# node conns key format. Returns {granted, live, {replaced conn keys}}.
 _CLAIM = _COUNT_LIVE + """
 local live = live_count(KEYS[1], KEYS[2], tonumber(ARGV[4]))
-if live >= tonumber(ARGV[3]) then return {0, live} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local same = {}
+if ARGV[6] ~= '' then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local node, device = split(all[i + 1])
+    if all[i] ~= ARGV[1] and device == ARGV[6] then same[#same + 1] = {all[i], node} end
+  end
+end
+if live - #same >= tonumber(ARGV[3]) then return {0, live, {}} end
+local replaced = {}
+for _, entry in ipairs(same) do
+  redis.call('HDEL', KEYS[1], entry[1])
+  redis.call('HDEL', string.format(ARGV[7], entry[2]), entry[1])
+  replaced[#replaced + 1] = entry[1]
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[6])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
-return {1, live}
+return {1, live, replaced}
 """
 
-# KEYS: user conns, nodes, node conns, chosen. ARGV: conn, now, user.
+# KEYS: user conns, nodes, node conns, chosen. ARGV: conn, now, user. Returns {held, live}.
 _RELEASE = _COUNT_LIVE + """
-redis.call('HDEL', KEYS[1], ARGV[1])
+local held = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 local live = live_count(KEYS[1], KEYS[2], tonumber(ARGV[2]))
 if live == 0 then redis.call('HDEL', KEYS[4], ARGV[3]) end
-return live
+return {held, live}
 """
 
 # KEYS: nodes, node conns, node info. ARGV: node, user conns key format. Returns the
@@ -101,20 +126,23 @@ class RedisRegistry(Registry):
         finally:
             await self._redis.aclose()
 
-    async def claim(self, user_id: int, conn_id: str, limit: int) -> Claim:
-        """Take a slot atomically (see module doc)."""
-        granted, live = await self._claim(
+    async def claim(self, user_id: int, conn_id: str, limit: int, *,
+                    device_id: str = "") -> Claim:
+        """Take a slot atomically, replacing the device's other entries (see module doc)."""
+        granted, live, replaced = await self._claim(
             keys=[keys.user_connections(user_id), keys.NODES,
                   keys.node_connections(self.node_id), keys.CHOSEN_PRESENCE],
-            args=[self.key(conn_id), self.node_id, limit, now_ms(), user_id])
-        return Claim(bool(granted), int(live))
+            args=[self.key(conn_id), self.node_id, limit, now_ms(), user_id, device_id,
+                  _NODE_CONNECTIONS])
+        return Claim(bool(granted), int(live), tuple(str(k) for k in replaced or ()))
 
-    async def release(self, user_id: int, conn_id: str) -> int:
-        """Give the slot back; return the user's live connections left."""
-        return int(await self._release(
+    async def release(self, user_id: int, conn_id: str) -> int | None:
+        """Give the slot back; return the user's live connections left (None: no entry)."""
+        held, live = await self._release(
             keys=[keys.user_connections(user_id), keys.NODES,
                   keys.node_connections(self.node_id), keys.CHOSEN_PRESENCE],
-            args=[self.key(conn_id), now_ms(), user_id]))
+            args=[self.key(conn_id), now_ms(), user_id])
+        return int(live) if int(held) else None
 
     async def _live_nodes(self) -> set[str]:
         return {str(n) for n in await self._redis.zrangebyscore(
@@ -129,8 +157,8 @@ class RedisRegistry(Registry):
             for user_id in user_ids:
                 pipe.hvals(keys.user_connections(user_id))
             holders = await pipe.execute()
-        return {u for u, nodes in zip(user_ids, holders, strict=True)
-                if any(n in live for n in nodes)}
+        return {u for u, values in zip(user_ids, holders, strict=True)
+                if any(str(v).split("|", 1)[0] in live for v in values)}
 
     async def choose(self, user_id: int, status: str | None) -> None:
         """Record (or clear) a chosen status."""
@@ -146,7 +174,7 @@ class RedisRegistry(Registry):
         values = await self._redis.hmget(keys.CHOSEN_PRESENCE, [str(u) for u in user_ids])
         return {u: str(v) for u, v in zip(user_ids, values, strict=True) if v is not None}
 
-    async def heartbeat(self, connections: Callable[[], dict[str, int]]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> None:
         """Renew the lease and reconcile this node's connection entries."""
         held = {str(k): int(v) for k, v in
                 (await self._redis.hgetall(keys.node_connections(self.node_id))).items()}
@@ -158,13 +186,14 @@ class RedisRegistry(Registry):
                 "address": self.address, "pid": os.getpid(), "started_at": self._started,
                 "last_heartbeat": now, "connections": len(wanted)})
             for key, user_id in held.items():
-                if wanted.get(key) != user_id:
+                if wanted.get(key, (None, ""))[0] != user_id:
                     pipe.hdel(keys.node_connections(self.node_id), key)
                     pipe.hdel(keys.user_connections(user_id), key)
-            for key, user_id in wanted.items():
+            for key, (user_id, device_id) in wanted.items():
                 if held.get(key) != user_id:
                     pipe.hset(keys.node_connections(self.node_id), key, user_id)
-                    pipe.hset(keys.user_connections(user_id), key, self.node_id)
+                    pipe.hset(keys.user_connections(user_id), key,
+                              f"{self.node_id}|{device_id}")
             await pipe.execute()
 
     async def reap(self) -> list[int]:

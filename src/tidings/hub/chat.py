@@ -17,6 +17,7 @@ from tidings.auth.tokens import Authenticator, AuthError
 from tidings.bus.base import Bus, ChatEvent, PushEvent
 from tidings.cluster.base import Registry
 from tidings.cluster.memory import MemoryRegistry
+from tidings.cluster.replace import Replacements
 from tidings.config import Settings
 from tidings.gateway.connection import Connection
 from tidings.hub.acks import AckWriter
@@ -57,6 +58,8 @@ class ChatService:
         self.metrics = metrics
         self.registry = registry or MemoryRegistry(node_id="local", address="")
         self.presence = Presence(self.registry, store, bus)
+        self.replacements = Replacements(self.registry, hub, bus)
+        hub.listeners.append(self.replacements.on_event)
         self.log = GroupCommitLog(store, self._committed, observe=self._observe_commit)
         self._known_users: set[int] = set()  # users are never deleted: a safe cache
         self._ack_targets: dict[str, int] = {}  # conn id -> highest ack not yet stored
@@ -94,8 +97,10 @@ class ChatService:
             await self._refuse(conn, seq, ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
             return False
         limit = self.settings.max_connections_per_user
-        try:  # the limit counts the user's connections on every node
-            claim = await self.registry.claim(identity.user_id, conn.id, limit)
+        device_id = payload.device_id or identity.device_id or uuid.uuid4().hex
+        try:  # the limit counts the user's connections on every node, but this device's
+            claim = await self.registry.claim(identity.user_id, conn.id, limit,
+                                              device_id=device_id)
         except Exception as exc:
             log.error("%s: cluster registry unavailable: %s", conn.id, exc)
             await self._refuse(conn, seq, ErrorCode.INTERNAL_ERROR,
@@ -106,11 +111,12 @@ class ChatService:
                                f"at most {limit} connections per user",
                                CloseCode.TOO_MANY_CONNECTIONS)
             return False
+        await self.replacements.replaced(identity.user_id, claim.replaced)
         if conn.closed:  # dropped while the registry answered: give the slot back
             await self.registry.release(identity.user_id, conn.id)
             return False
         conn.user_id = identity.user_id
-        conn.device_id = payload.device_id or identity.device_id or uuid.uuid4().hex
+        conn.device_id = device_id
         conn.token_id, conn.scopes = identity.token_id, identity.scopes
         self._known_users.add(conn.user_id)
         self.hub.add(conn)
@@ -170,7 +176,7 @@ class ChatService:
         except Exception as exc:  # the next heartbeat drops the entry instead
             log.warning("%s: releasing the connection slot failed: %s", conn.id, exc)
             return
-        if left == 0:
+        if left == 0:  # None: replaced or reaped, its presence settled already
             await self.presence.went_offline(conn.user_id)
 
     # chat
