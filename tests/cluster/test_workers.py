@@ -54,6 +54,16 @@ async def test_two_workers_share_one_port_and_both_serve(
             user = await store.create_user("root", "!")
             token, _ = await Authenticator(store, Settings()).issue(user.id, scopes=("admin",))
             await store.close()
+            # Both workers must be listening first: the port answers as soon as one is.
+            # A worker registers in the cluster just before it listens.
+            async with asyncio.timeout(30):
+                while True:
+                    async with http.get(node.http_url + "/api/v1/cluster/nodes",
+                                        headers={"Authorization": f"Bearer {token}"}) as r:
+                        if len((await r.json())["nodes"]) == 2:
+                            break
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
             # The kernel spreads connections over the workers by their 4-tuple: with 24
             # connections, all on one worker has a chance of 2**-23.
             sessions = [aiohttp.ClientSession() for _ in range(24)]  # one TCP link each
