@@ -128,9 +128,14 @@ async def reconnect_storm(database_url: str, *, clients: int = 500, chats_each: 
         await asyncio.to_thread(node.start)
         node_up = time.monotonic() - restarted  # the node answers its health check
         await swarm.start_sending(chats_each)
-        async with asyncio.timeout(bound):
-            while (await swarm.resynced(restarted))[0] < clients:
-                await asyncio.sleep(0.25)
+        try:
+            async with asyncio.timeout(bound):
+                while (await swarm.resynced(restarted))[0] < clients:
+                    await asyncio.sleep(0.25)
+        except TimeoutError:
+            done, _ = await swarm.resynced(restarted)
+            raise TimeoutError(f"{done} of {clients} clients resynced within {bound:.0f} s "
+                               "of the restart") from None
         _, last_synced = await swarm.resynced(restarted)
         _, last_reconnected = await swarm.reconnected(restarted)
         await swarm.finish_sending(bound)
