@@ -161,7 +161,6 @@ async def test_a_burst_of_logins_is_answered_not_refused(registries) -> None:
     a = await registries("a")
     claims = await asyncio.gather(*(a.claim(1000 + i, f"c{i}", 3) for i in range(400)))
     assert all(c.granted and c.live_before == 0 for c in claims)
-    assert await a.online([1000, 1399]) == {1000, 1399}
 
 
 async def test_a_device_that_connects_again_replaces_its_entry_on_any_node(
