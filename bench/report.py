@@ -152,7 +152,7 @@ def chat_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             return spread([r[key] for r in reps])
 
         rows.append("| " + " | ".join([
-            store, f"{reps[0]['users']} x {reps[0]['window']}",
+            store.split(",")[0], f"{reps[0]['users']} x {reps[0]['window']}",
             fmt(fig("acked_per_s"), k=True, digits=1),
             f"{fmt(fig('ack_p50_ms'), digits=1)} / {fmt(fig('ack_p99_ms'), digits=1)}",
             f"{fmt(fig('errors'))} / {fmt(fig('closed'))}",

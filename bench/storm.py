@@ -44,6 +44,7 @@ async def run(workdir: Path, clients: int, *, workers: int | None = None) -> dic
             "resynced_s": notes["all_resynced_s"], "reconnected_s": notes["all_reconnected_s"],
             "node_up_s": notes["node_up_s"], "first_connect_s": notes["first_connect_s"],
             "settle_s": notes["settle_s"], "total_s": round(result.seconds, 1),
+            "node_cpu_s": notes["node_cpu_s"], "clients_cpu_s": notes["clients_cpu_s"],
             "node_error_lines": notes["node_error_lines"], **fig.as_dict(),
             "load_average_before": load_before, "load_average_after": load_average()}
 
@@ -112,8 +113,9 @@ def table(results: list[dict[str, Any]], rates: list[dict[str, Any]]) -> list[st
     rows = ["| clients (workers) | all re-authenticated and resynced after the restart "
             "| all re-authenticated | node up | first connect | chats acked / sent "
             "| deliveries expected / made (redelivered) | lost / duplicated / out of order "
-            "/ never sent | load average before → after |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "/ never sent | CPU-seconds until resynced: node / SDK clients "
+            "| load average before → after |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     if results:
         loads = ", ".join(f"{r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
                           for r in results)
@@ -123,7 +125,9 @@ def table(results: list[dict[str, Any]], rates: list[dict[str, Any]]) -> list[st
             fig("first_connect_s"), f"{total['acked']} / {total['sent']}",
             f"{total['expected_deliveries']} / {total['delivered']} ({total['redelivered']})",
             f"**{total['lost']} / {total['duplicated']} / {total['out_of_order']} / "
-            f"{total['phantom']}**", loads]) + " |")
+            f"{total['phantom']}**",
+            f"{fmt(spread([r['node_cpu_s'] for r in results]), digits=1)} / "
+            f"{fmt(spread([r['clients_cpu_s'] for r in results]), digits=1)}", loads]) + " |")
     if failed:
         rows += ["", f"{len(failed)} repetition(s) did not finish: "
                  + "; ".join(r["error"][-200:] for r in failed)]

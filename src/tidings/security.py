@@ -54,6 +54,8 @@ def add_security_headers(app: web.Application, *, tls: bool) -> None:
     """Add the security headers to every response the app sends (errors included)."""
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        if response.status == 101:  # a WebSocket upgrade: no document to protect, and
+            return                  # a reconnect storm makes thousands of them a second
         headers = response.headers
         for name, value in BASE_HEADERS.items():
             headers.setdefault(name, value)

@@ -131,7 +131,15 @@ async def _last_acks(gateway: Gateway) -> None:
 
 async def _close_when_written(conn: Connection) -> None:
     await conn.drain()
-    conn.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
+    reader = conn.reader
+    if reader is not None and not reader.done():
+        # The reading task closes, as on a timeout (Gateway._watch): a close racing its
+        # pending receive() makes aiohttp drop TCP at once, with the device's last frames
+        # unread (so with a reset), and a device still writing then sees 1006, not 1001.
+        conn.stop_reader(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
+        await asyncio.wait([reader])  # it ends once the connection is closed and settled
+    else:
+        conn.close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
     await conn.wait_closed()
 
 

@@ -108,6 +108,17 @@ async def test_one_nodes_events_arrive_in_publish_order(nodes, bus_url) -> None:
     assert [e.message.id for e in got if isinstance(e, ChatEvent)] == list(range(1, 301))
 
 
+async def test_publish_many_keeps_the_order_and_mixes_with_publish(nodes, bus_url) -> None:
+    a = await nodes()
+    b = a if bus_url == "memory://" else await nodes()
+    await a.bus.publish_many([ChatEvent(message(i)) for i in range(1, 101)])
+    await a.bus.publish(ChatEvent(message(101)))
+    await a.bus.publish_many([ChatEvent(message(i)) for i in range(102, 201)])
+    await a.bus.publish_many([])
+    got = await b.wait_for(200)
+    assert [e.message.id for e in got if isinstance(e, ChatEvent)] == list(range(1, 201))
+
+
 async def test_an_event_larger_than_a_notify_payload_travels_whole(nodes, bus_url) -> None:
     # PostgreSQL refuses NOTIFY payloads over 8000 bytes: the bus spills them to a table.
     a = await nodes()

@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.chaos.ledger import Figures, Ledger
 from tests.chaos.node import NodeProcess
-from tests.chaos.storm import Swarm
+from tests.chaos.storm import Swarm, cpu_seconds
 from tests.chaos.traffic import Traffic, create_accounts
 from tests.support.services import PostgresServer, RedisServer
 from tidings.client import ReconnectPolicy
@@ -124,6 +124,7 @@ async def reconnect_storm(database_url: str, *, clients: int = 500, chats_each: 
         await swarm.finish_sending(bound)
         await swarm.settle(30.0)
         await asyncio.to_thread(node.kill)
+        clients_cpu = cpu_seconds(swarm.pids)
         restarted = time.monotonic()
         await asyncio.to_thread(node.start)
         node_up = time.monotonic() - restarted  # the node answers its health check
@@ -136,6 +137,9 @@ async def reconnect_storm(database_url: str, *, clients: int = 500, chats_each: 
             done, _ = await swarm.resynced(restarted)
             raise TimeoutError(f"{done} of {clients} clients resynced within {bound:.0f} s "
                                "of the restart") from None
+        # Where the storm's time goes: CPU of the node (from its start) and of the SDK
+        # clients from the restart until every client has resynced.
+        node_cpu, clients_cpu = cpu_seconds([node.pid]), cpu_seconds(swarm.pids) - clients_cpu
         _, last_synced = await swarm.resynced(restarted)
         _, last_reconnected = await swarm.reconnected(restarted)
         await swarm.finish_sending(bound)
@@ -148,6 +152,7 @@ async def reconnect_storm(database_url: str, *, clients: int = 500, chats_each: 
                        "first_connect_s": round(connect_s, 2), "node_up_s": round(node_up, 2),
                        "all_reconnected_s": round(last_reconnected - restarted, 2),
                        "all_resynced_s": round(last_synced - restarted, 2),
+                       "node_cpu_s": round(node_cpu, 2), "clients_cpu_s": round(clients_cpu, 2),
                        "settle_s": round(settle, 2), **_log_notes(node)})
     finally:
         if swarm is not None:

@@ -25,11 +25,24 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import aiohttp
+
 from tests.chaos.ledger import Ledger, Sent
 from tests.chaos.traffic import Account, Traffic
 from tidings.client import ReconnectPolicy
 
 CLIENTS_PER_WORKER = 2500
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes (all their threads) have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone: it counts nothing more
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class SwarmError(RuntimeError):
@@ -99,6 +112,11 @@ class Swarm:
             proc.start()
             child.close()
             self._workers.append(_Worker(proc, parent, [f"u{a.user_id}d0" for a in mine]))
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     async def connect(self, timeout: float) -> float:
         """Connect every device; return the seconds it took."""
@@ -186,13 +204,23 @@ class Swarm:
 
 def _worker_main(pipe: Connection, url: str, accounts: list[Account],
                  policy: ReconnectPolicy, ping_interval: float, concurrency: int) -> None:
-    asyncio.run(_serve(pipe, url, accounts, policy, ping_interval, concurrency))
+    # uvloop, as the node runs: the workers are the storm's load generator, and on the
+    # stock loop they spent ~2.8x the node's CPU (docs/benchmarks.md).
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency on Linux
+        asyncio.run(_serve(pipe, url, accounts, policy, ping_interval, concurrency))
+    else:
+        uvloop.run(_serve(pipe, url, accounts, policy, ping_interval, concurrency))
 
 
 async def _serve(pipe: Connection, url: str, accounts: list[Account],
                  policy: ReconnectPolicy, ping_interval: float, concurrency: int) -> None:
     ledger = Ledger()
-    traffic = Traffic(url, ledger, pause=0.0, ping_interval=ping_interval)
+    # One HTTP session for the worker's 2 500 devices, without aiohttp's default cap of
+    # 100 connections: a session (cookie jar, connector) per connect cost ~10 % of a worker.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    traffic = Traffic(url, ledger, pause=0.0, ping_interval=ping_interval, session=session)
     try:
         while True:
             message = await asyncio.to_thread(pipe.recv)
@@ -206,6 +234,7 @@ async def _serve(pipe: Connection, url: str, accounts: list[Account],
                 return
     finally:
         await traffic.close()
+        await session.close()
 
 
 async def _step(traffic: Traffic, ledger: Ledger, accounts: list[Account],

@@ -27,6 +27,16 @@ from tidings.shutdown import SHUTDOWN_REASON
 pytestmark = pytest.mark.slow
 
 
+async def _chatting(url: str, node: NodeProcess, traffic: Traffic) -> None:
+    """Start the node; 6 users with 2 devices each chat for 1.5 s (and go on)."""
+    accounts = await create_accounts(url, 6)
+    await asyncio.to_thread(node.start)
+    traffic.url = node.ws_url
+    await traffic.connect(accounts, 2)
+    traffic.start_sending([a.user_id for a in accounts])
+    await asyncio.sleep(1.5)
+
+
 def _refuses_connections(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
@@ -49,12 +59,7 @@ async def test_sigterm_under_load_drains_closes_1001_and_loses_nothing(store, tm
     ledger = Ledger()
     traffic = Traffic("", ledger, pause=0.0)  # no pause: chats are in flight at SIGTERM
     try:
-        accounts = await create_accounts(url, 6)
-        await asyncio.to_thread(node.start)
-        traffic.url = node.ws_url
-        await traffic.connect(accounts, 2)
-        traffic.start_sending([a.user_id for a in accounts])
-        await asyncio.sleep(1.5)
+        await _chatting(url, node, traffic)
         acked_before = ledger.acked()
         connected = {name for name, c in traffic.clients.items() if c.connected}
         elapsed = await asyncio.to_thread(node.terminate)
@@ -95,12 +100,7 @@ async def test_sigterm_stores_the_delivery_acks_sent_while_it_drains(tmp_path):
     ledger = Ledger()
     traffic = Traffic("", ledger, pause=0.0)  # pushes in flight at SIGTERM
     try:
-        accounts = await create_accounts(url, 6)
-        await asyncio.to_thread(node.start)
-        traffic.url = node.ws_url
-        await traffic.connect(accounts, 2)
-        traffic.start_sending([a.user_id for a in accounts])
-        await asyncio.sleep(1.5)
+        await _chatting(url, node, traffic)
         await asyncio.to_thread(node.terminate)
         assert node.exit_code == 0, node.log_tail()
         log = node.log_text()

@@ -16,6 +16,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from tests.chaos.ledger import Ledger
 from tidings.auth import Authenticator
 from tidings.client import (
@@ -49,8 +51,10 @@ class RecordingConnector:
     def __init__(self, ledger: Ledger, device: str, nodes: list[str] | None = None,
                  first: int = 0,
                  placements: list[tuple[str, str]] | None = None,
-                 synced: list[tuple[str, float]] | None = None) -> None:
+                 synced: list[tuple[str, float]] | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.ledger = ledger
+        self.session = session  # shared by many devices: no session per connect
         self.device = device
         self.nodes = nodes or []
         self._next = first
@@ -62,7 +66,7 @@ class RecordingConnector:
         if self.nodes:
             url = self.nodes[self._next % len(self.nodes)]
         try:
-            inner = await AiohttpTransport.connect(url)
+            inner = await AiohttpTransport.connect(url, session=self.session)
         except BaseException:
             self._next += 1
             raise
@@ -134,6 +138,7 @@ class Traffic:
     reconnects: list[tuple[str, float]] = field(default_factory=list)  # device, monotonic
     placements: list[tuple[str, str]] = field(default_factory=list)  # device, URL per connect
     synced: list[tuple[str, float]] = field(default_factory=list)  # backlog done: device, when
+    session: aiohttp.ClientSession | None = None  # for every device's connects (None: own)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _senders: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -151,7 +156,8 @@ class Traffic:
             self.ledger.add_device(name, account.user_id)
             connector = RecordingConnector(self.ledger, name, self.nodes,
                                            first=account.user_id + n,
-                                           placements=self.placements, synced=self.synced)
+                                           placements=self.placements, synced=self.synced,
+                                           session=self.session)
             client = Client(self.url, account.token, device_id=name, reconnect=policy,
                             ping_interval=self.ping_interval, ping_timeout=5.0,
                             connector=connector)
@@ -207,12 +213,14 @@ class Traffic:
     async def _send(self, name: str, peers: list[int], limit: int | None) -> None:
         client = self.clients[name]
         rng = random.Random(name)
-        others = [p for p in peers if p != client.user_id]
         count = 0
         # A limited sender sends all its chats; an unlimited one runs until stop is set.
         while count < limit if limit is not None else not self.stop.is_set():
             count += 1
-            sent = self.ledger.send(name, rng.choice(others))
+            to = rng.choice(peers)  # not a list of the others: 10 000 devices, 10 000 peers
+            while to == client.user_id and len(peers) > 1:
+                to = rng.choice(peers)
+            sent = self.ledger.send(name, to)
             try:
                 ack = await client.send_chat(sent.to, sent.content)
             except ClientClosedError:

@@ -327,3 +327,21 @@ async def test_calls_before_connect_are_refused() -> None:
     with pytest.raises(ClientClosedError, match="connect"):
         await client.send_chat(2, "x")
     await client.close()
+
+
+async def test_a_rate_limited_ping_is_an_answer_not_a_dead_connection(
+        server_factory: ServerFactory, make_client: MakeClient, reader: MakeReader) -> None:
+    """Pings beyond the frame rate limit are answered ``WS_RATE_LIMITED``: the server is
+    there, so the keepalive keeps the connection (it used to drop it as if no pong came)."""
+    limited = await server_factory(rate_limit=2, rate_burst=2)
+    _, token = await limited.quick_user()
+    tap = Tap()
+    alice = make_client(token, url=limited.ws_url, tap=tap, ping_interval=0.05,
+                        ping_timeout=1.0)
+    await alice.connect()
+    events = reader(alice)
+    assert [e for e in await events.quiet(1.0) if isinstance(e, Disconnected)] == []
+    refused = [r for r in tap.received
+               if r.type == MsgType.ERROR and r.body.get("code") == "WS_RATE_LIMITED"]
+    assert len(refused) >= 5  # the keepalive did run into the limit
+    assert tap.connects == 1

@@ -87,7 +87,7 @@ async def still_answers(wire: Wire) -> None:
     """The connection is open and served: a MsgPing gets its MsgPong."""
     seq = await wire.send(MsgType.PING)
     t, got, _ = await reply_to(wire)
-    assert (t, got) == (MsgType.PONG, seq)
+    assert (t, got) == (MsgType.PONG, seq), (t, got, _)
 
 
 async def history(server: RunningServer, http: aiohttp.ClientSession, token: str, peer: int

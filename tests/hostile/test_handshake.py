@@ -4,10 +4,12 @@ cross-site upgrades, and connection floods from one address (raw sockets)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
 import pytest
+from aiohttp import web
 
 from tests.hostile.helpers import assert_bystander_chats, eventually, open_fds, rss_bytes
 from tests.hostile.rawws import (
@@ -17,6 +19,7 @@ from tests.hostile.rawws import (
     http_exchange,
     upgrade_request,
 )
+from tidings.gateway.wire import WsPeer
 from tidings.protocol.codec import encode_client_frame
 from tidings.protocol.codes import CloseCode, MsgType
 
@@ -180,5 +183,48 @@ async def test_held_unauthenticated_connections_are_reaped_at_auth_timeout(serve
         await eventually(lambda: not server.node.gateway.connections, 3, "all released")
     finally:
         for raw in held:
+            await raw.aclose()
+    await assert_bystander_chats(server, http)
+
+
+async def test_frames_sent_behind_the_upgrade_request_are_read(server, http):
+    """A client that does not wait for the 101: MsgAuth in the same write as the request
+    is parsed once the gateway has taken the socket over from aiohttp."""
+    _, token = await server.quick_user()
+    raw = await RawSocket.tcp(server)
+    try:
+        auth = encode_client_frame(MsgType.AUTH, 1, {"token": token}, binary=True)
+        assert isinstance(auth, bytes)
+        await raw.send(upgrade_request(server) + build_frame(OP_BINARY, auth))
+        assert await raw.read_response_head() == 101
+        seq, rsp = await raw.expect(MsgType.AUTH_RSP)
+        assert seq == 1 and rsp["success"], rsp
+    finally:
+        await raw.aclose()
+    await assert_bystander_chats(server, http)
+
+
+async def test_an_open_websocket_keeps_nothing_of_its_http_request(server, http):
+    """Memory per idle connection (docs/benchmarks.md): once upgraded, aiohttp's request,
+    its protocol object and its tasks are gone; the socket is the gateway's WsPeer."""
+    tokens = [(await server.quick_user())[1] for _ in range(5)]
+    raws = [await RawSocket.upgrade(server) for _ in tokens]
+    try:
+        for raw, token in zip(raws, tokens, strict=True):
+            await raw.auth(token)
+        gc.collect()
+        alive = [o for o in gc.get_objects()
+                 if isinstance(o, web.BaseRequest) and o.path == "/ws"]
+        assert alive == []
+        conns = list(server.node.gateway.connections)
+        assert len(conns) == 5
+        for conn in conns:
+            peer = conn._socket
+            assert isinstance(peer, WsPeer)
+            assert peer._transport.get_protocol() is peer
+        names = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+        assert not any("RequestHandler" in n for n in names), names
+    finally:
+        for raw in raws:
             await raw.aclose()
     await assert_bystander_chats(server, http)

@@ -4,7 +4,10 @@ runs in this process, so its memory is this process's VmRSS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import Counter
+from typing import cast
 
 import pytest
 
@@ -19,7 +22,11 @@ from tests.hostile.helpers import (
 )
 from tests.hostile.rawws import OP_PING, RawSocket, build_frame
 from tests.support.wire import Wire
+from tidings.gateway import websocket
+from tidings.gateway.connection import Connection
+from tidings.protocol.codec import Frame
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
+from tidings.protocol.messages import Payload
 from tidings.store.base import NewMessage
 
 MiB = 1 << 20
@@ -159,16 +166,23 @@ async def _keep_alive(peer: Wire) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _flood_pings_until_stalled(raw: RawSocket) -> None:
+async def _flood_pings_until_the_node_cannot_write(raw: RawSocket, conn: Connection) -> None:
+    """Ping as fast as the socket takes it until the node's pongs no longer fit: they fill
+    the kernel buffers (nothing reads them), then the node's transport buffer past its
+    high-water mark, where its reader waits in ``ws.pong()`` — the socket is full.
+
+    Watched on the node (it runs in this process), not guessed from our own writes: on a
+    loaded machine a write that takes long is no proof that the node is stuck, and the
+    flood only takes longer. The timeout is there against a hang, not to pace anything."""
     burst = build_frame(OP_PING, b"p" * 125) * 100
-    async with asyncio.timeout(5):
-        while True:
+    transport = cast(asyncio.Transport, conn._socket._transport)
+    _, high_water = transport.get_write_buffer_limits()
+    async with asyncio.timeout(60):
+        while transport.get_write_buffer_size() <= high_water and not conn.closed:
             raw.writer.write(burst)
-            try:
-                async with asyncio.timeout(0.3):
+            with contextlib.suppress(TimeoutError):  # backed up: look at the node again
+                async with asyncio.timeout(0.1):
                     await raw.writer.drain()
-            except TimeoutError:
-                return
 
 
 @pytest.mark.parametrize("trigger", ["slow-consumer", "idle-timeout-during-ping-flood"])
@@ -185,8 +199,8 @@ async def test_a_connection_dropped_while_its_socket_is_full_is_released(server_
         peer = await _peers(server, http, victim_token, victim_id)
         baseline = await health_connections(server, http)
         await _stall(raw)
+        conn = server.node.hub.connections(victim_id)[0]
         if trigger == "slow-consumer":
-            conn = server.node.hub.connections(victim_id)[0]
             big = "z" * 200_000
             async with asyncio.timeout(10):
                 while not conn.closed:
@@ -196,7 +210,7 @@ async def test_a_connection_dropped_while_its_socket_is_full_is_released(server_
             # the peer's own idle_timeout expire before the victim's.
             keepalive = asyncio.create_task(_keep_alive(peer))
             try:
-                await _flood_pings_until_stalled(raw)
+                await _flood_pings_until_the_node_cannot_write(raw, conn)
             finally:
                 keepalive.cancel()
         # The node must forget the connection: offline for its peer, out of the counts, and
@@ -314,10 +328,21 @@ async def test_flood_before_auth_is_rate_limited_and_the_deadline_holds(server_f
     await assert_bystander_chats(server, http)
 
 
-async def test_delivery_acks_of_a_busy_receiver_are_not_rate_limited(server_factory, http):
+async def test_delivery_acks_of_a_busy_receiver_are_not_rate_limited(server_factory, http,
+                                                                     monkeypatch):
     """A device acking 40 pushes within a second at rate_limit 5/s, burst 10: acks that
     confirm more than before are never refused (the server's pushes bound them); the same
-    ack sent again and again is a flood like any other."""
+    ack sent again and again is a flood like any other. Each ack's payload is decoded once,
+    for the rate limit and the handler both."""
+    decoded: Counter[int] = Counter()  # seq of an ack -> times its payload was decoded
+    real_decode = websocket.decode_payload
+
+    def counting_decode(frame: Frame) -> Payload | None:
+        if frame.type == MsgType.ACK:
+            decoded[frame.seq] += 1
+        return real_decode(frame)
+
+    monkeypatch.setattr(websocket, "decode_payload", counting_decode)
     server = await server_factory(rate_limit=5, rate_burst=10, sync_page_size=1)
     sender, _ = await server.quick_user()
     receiver, token = await server.quick_user()
@@ -349,5 +374,6 @@ async def test_delivery_acks_of_a_busy_receiver_are_not_rate_limited(server_fact
     async with asyncio.timeout(5):
         while await server.node.store.get_cursor(receiver, "phone") != ids[-1]:
             await asyncio.sleep(0.05)
+    assert len(decoded) >= len(ids) and max(decoded.values()) == 1
     await wire.close()
     await assert_bystander_chats(server, http)

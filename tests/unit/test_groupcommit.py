@@ -200,3 +200,56 @@ async def test_appends_to_a_closed_store_fail_with_the_store_error(tmp_path, rec
                 await future
     finally:
         await commit_log.close()
+
+
+async def test_submit_tells_each_outcome_in_order_after_its_batch_hook(log, recorder):
+    told: list[tuple[str, int]] = []  # (content, batches the hook had seen by then)
+
+    def done(result: AppendResult | None, exc: BaseException | None) -> None:
+        assert result is not None and exc is None
+        told.append((result.message.content, len(recorder.batches)))
+
+    for c in "abcd":
+        log.submit(message(c), done)
+    while len(told) < 4:
+        await asyncio.sleep(0.01)
+    assert told == [("a", 1), ("b", 1), ("c", 1), ("d", 2)]  # max_batch is 3
+
+
+async def test_submit_tells_failures_and_a_failing_callback_spares_the_others(
+        log, recorder, store, caplog):
+    store.failures = [RuntimeError("down")] * 3
+    told: list[BaseException | None] = []
+
+    def explode(result: AppendResult | None, exc: BaseException | None) -> None:
+        raise RuntimeError("callback exploded")
+
+    log.submit(message("a"), explode)
+    log.submit(message("b"), lambda r, e: told.append(e))
+    while not told:
+        await asyncio.sleep(0.01)
+    assert isinstance(told[0], RuntimeError) and str(told[0]) == "down"
+    assert "group commit callback failed" in caplog.text
+
+
+async def test_submit_to_a_closing_log_is_told_at_once(store, recorder):
+    commit_log = GroupCommitLog(store, recorder.hook)
+    commit_log.start()
+    await commit_log.close()
+    told: list[BaseException | None] = []
+    commit_log.submit(message("late"), lambda r, e: told.append(e))
+    assert len(told) == 1 and isinstance(told[0], StoreError)
+
+
+@pytest.mark.parametrize("seq", [0, 9])
+async def test_a_row_sqlite_refuses_fails_alone(log, recorder, store, seq):
+    # INSERT OR IGNORE skips a NOT NULL failure too, silently: the store must notice.
+    bad = NewMessage(ALICE, "phone", BOB, "text", None, seq)  # type: ignore[arg-type]
+    futures = [log.append(message("a")), log.append(bad), log.append(message("b"))]
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(outcomes[1], StoreError)
+    a, b = outcomes[0], outcomes[2]
+    assert isinstance(a, AppendResult) and isinstance(b, AppendResult)
+    assert (a.message.content, b.message.content) == ("a", "b")
+    assert [(m.id, m.content) for m in await store.history(ALICE, BOB, None, 10)] == [
+        (b.message.id, "b"), (a.message.id, "a")]

@@ -335,7 +335,9 @@ export class Client extends EventTarget {
   _subscribeNow(channel, wanted, renewal) {
     const payload = { channel };
     if (wanted.lastOffset !== null) payload.since = wanted.lastOffset;
-    return this._request(MsgType.SUBSCRIBE, payload).then((rsp) => {
+    // Handled as the answer arrives, not in a later .then(): frames that arrive together
+    // are dispatched in one go, and a live publication must not overtake the replay.
+    return this._request(MsgType.SUBSCRIBE, payload, (rsp) => {
       if (this._channels.get(channel) !== wanted) return rsp;  // unsubscribed meanwhile
       if (wanted.lastOffset === null) wanted.lastOffset = rsp.offset;
       const publications = rsp.publications.map(fromWirePublication);
@@ -355,11 +357,11 @@ export class Client extends EventTarget {
     this._emit("publication", p);
   }
 
-  _request(type, payload) {
+  _request(type, payload, handle = (answer) => answer) {
     if (this.state !== "active") return Promise.reject(new ConnectionLostError("not connected"));
     const seq = this._nextSeq();
     return new Promise((resolve, reject) => {
-      this._requests.set(seq, { resolve, reject });
+      this._requests.set(seq, { resolve, reject, handle });
       this._send(type, seq, payload);
     });
   }
@@ -541,7 +543,11 @@ export class Client extends EventTarget {
     const request = this._requests.get(seq);
     if (!request) return;
     this._requests.delete(seq);
-    request.resolve(payload);
+    try {
+      request.resolve(request.handle(payload));
+    } catch (err) {
+      request.reject(err);
+    }
   }
 
   _failed(seq, payload) {

@@ -99,6 +99,55 @@ describe("channels on a live node", () => {
   });
 });
 
+// Holds every SubscribeRsp (110) until the next Publication (111), then dispatches both
+// in one go, as Node's WebSocket does with frames that arrive in one TCP read.
+function coalescingSocket(held) {
+  return class extends WebSocket {
+    set onmessage(fn) {
+      super.onmessage = fn === null ? null : (event) => {
+        const type = typeof event.data === "string" ? JSON.parse(event.data).type : 0;
+        if (type === 110) {
+          held.push(event);
+          return;
+        }
+        if (type === 111) for (const e of held.splice(0)) fn(e);
+        fn(event);
+      };
+    }
+
+    get onmessage() { return super.onmessage; }
+  };
+}
+
+describe("a replay answered together with a live publication", () => {
+  test("the replayed publication is delivered before the live one, not dropped", async () => {
+    const node = new TidingsNode();
+    await node.start();
+    const [alice, bob] = [await node.newUser(), await node.newUser()];
+    const held = [];
+    const a = new Client(node.wsUrl, alice.token,
+                         { reconnect: FAST, WebSocket: coalescingSocket(held) });
+    const b = new Client(node.wsUrl, bob.token, { reconnect: FAST });
+    try {
+      await a.connect();
+      await b.connect();
+      const channel = room();
+      await b.publish(channel, 1);
+      const got = collect(a, "publication");
+      const subscribed = a.subscribe(channel, { since: 0 });  // its answer replays 1
+      await waitFor(() => held.length === 1);
+      await b.publish(channel, 2);  // live: dispatched right after the held answer
+      assert.deepEqual((await subscribed).publications.map((p) => p.data), [1]);
+      await waitFor(() => got.length === 2);
+      assert.deepEqual(got.map((p) => p.offset), [1, 2]);
+    } finally {
+      a.close();
+      b.close();
+      await node.destroy();
+    }
+  });
+});
+
 describe("channels across a reconnect", () => {
   test("the subscription is renewed from the last offset: every publication once, in order",
        async () => {

@@ -18,7 +18,7 @@ from tidings.store.base import StoredMessage
 from tidings.store.channels import Publication
 
 
-class ChatEvent(msgspec.Struct, tag="chat", tag_field="event", frozen=True):
+class ChatEvent(msgspec.Struct, tag="chat", tag_field="event", frozen=True, gc=False):
     """A message was committed: push it to its recipient's and sender's devices."""
 
     message: StoredMessage
@@ -118,6 +118,11 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def publish(self, event: Event) -> None:
         """Send an event to every node, this one included."""
+
+    async def publish_many(self, events: list[Event]) -> None:
+        """Publish events in order (a group commit's chats); buses may do it cheaper."""
+        for event in events:
+            await self.publish(event)
 
     @abc.abstractmethod
     async def close(self) -> None:

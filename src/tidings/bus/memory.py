@@ -22,6 +22,13 @@ class MemoryBus(Bus):
         if self._handler is not None:
             self._handler(event)
 
+    async def publish_many(self, events: list[Event]) -> None:
+        """Call the handler for each event now, in order (one await for a whole batch)."""
+        handler = self._handler
+        if handler is not None:
+            for event in events:
+                handler(event)
+
     async def close(self) -> None:
         """Forget the handler."""
         self._handler = None

@@ -10,6 +10,7 @@ node's :class:`ChannelRouter` pushes it to that node's subscribers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -151,16 +152,15 @@ class Broker:
         except BrokerError as exc:
             self.service.error(conn, seq, exc.code, exc.message)
             return
-        future = self.submit(item)
-        future.add_done_callback(lambda f: self._published(conn, seq, f))
+        # As for chats: the commit task answers right after the batch's deliveries.
+        self.log.submit(item, functools.partial(self._published, conn, seq))
 
-    def _published(self, conn: Connection, seq: int,
-                   future: asyncio.Future[PublishResult]) -> None:
-        if future.cancelled() or future.exception() is not None:
+    def _published(self, conn: Connection, seq: int, r: PublishResult | None,
+                   exc: BaseException | None) -> None:
+        if r is None:
             self.service.error(conn, seq, ErrorCode.INTERNAL_ERROR,
                                "publication not stored; publish it again")
             return
-        r = future.result()
         self.service.reply(conn, MsgType.PUBLISH_ACK, seq,
                            PublishAckPayload(r.channel, r.offset, r.created_at, r.duplicate))
 

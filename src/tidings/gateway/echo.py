@@ -2,22 +2,23 @@
 
 Served only with ``test_endpoints`` on (never in production). It exists so that
 the Autobahn cases (``make autobahn``, ``tests/compliance``) measure the
-WebSocket layer the gateway really runs: the socket is opened with exactly the
-options of ``/ws`` (``max_msg_size = max_frame_bytes + 1``, ``compress=False``,
-``autoping=False`` with pings answered by the read loop, as ``/ws`` does), and
-replies and close frames go through the gateway's own :class:`AiohttpSocket`.
+WebSocket layer the gateway really runs: the upgrade is accepted and the socket
+taken over from aiohttp exactly as on ``/ws`` (:mod:`tidings.gateway.wire`, with
+``max_msg_size = max_frame_bytes + 1`` and pings answered by the read loop), and
+frames are read, answered and closed through the same :class:`WsPeer`.
 What it leaves out is the chat protocol above the frames: no auth, no rate limit,
 no send queue, no timeouts, and any text or binary message is echoed verbatim.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
 
 from tidings.config import Settings
-from tidings.gateway.websocket import AiohttpSocket
+from tidings.gateway.wire import WsPeer
 from tidings.protocol.codes import CloseCode
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,25 @@ class EchoEndpoint:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Upgrade and echo until the peer closes or breaks the protocol."""
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
-                                   autoping=False, compress=False)
-        await ws.prepare(request)
-        sock = AiohttpSocket(ws, request.transport)
+        peer = WsPeer.take_over(request, self.settings.max_frame_bytes + 1)
+        task = asyncio.get_running_loop().create_task(self._run(peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.StreamResponse(status=101)  # never sent: the socket is the peer's
+
+    async def _run(self, ws: WsPeer) -> None:
         try:
-            await self._echo(ws, sock)
+            await self._echo(ws)
         except ConnectionError:
             pass
         finally:
-            if not ws.closed:
-                await sock.close(ws.close_code or CloseCode.NORMAL, "")
-        return ws
+            await ws.close(ws.close_code or CloseCode.NORMAL, "")
 
-    async def _echo(self, ws: web.WebSocketResponse, sock: AiohttpSocket) -> None:
+    async def _echo(self, ws: WsPeer) -> None:
         # The same branches, in the same order, as Gateway._serve before dispatch.
         while True:
             msg = await ws.receive()
@@ -56,15 +59,15 @@ class EchoEndpoint:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type == WSMsgType.ERROR:
-                # aiohttp has already sent its close frame (1002, 1007, 1009...);
+                # The peer has already sent its close frame (1002, 1007, 1009...);
                 # this close is then a no-op, exactly as on /ws.
-                log.debug("echo protocol error: %s", ws.exception() or msg.data)
-                await sock.close(ws.close_code or CloseCode.MESSAGE_TOO_BIG, "protocol error")
+                log.debug("echo protocol error: %s", ws.error or msg.data)
+                await ws.close(ws.close_code or CloseCode.MESSAGE_TOO_BIG, "protocol error")
                 return
             if msg.type == WSMsgType.TEXT:
-                await sock.send(msg.data.encode(), binary=False)
+                await ws.send(msg.data.encode(), binary=False)
             elif msg.type == WSMsgType.BINARY:
-                await sock.send(msg.data, binary=True)
+                await ws.send(msg.data, binary=True)
 
 
 def add_test_routes(app: web.Application, settings: Settings) -> None:

@@ -1,23 +1,24 @@
-"""The ``/ws`` endpoint on aiohttp: upgrade, read loop, timeouts, dispatch.
+"""The ``/ws`` endpoint: upgrade, read loop, timeouts, dispatch.
 
-This is the only module that knows aiohttp's WebSocket API; it turns frames
-into calls on :class:`~tidings.hub.chat.ChatService` and keeps every failure
-inside its own connection.
+It turns frames into calls on :class:`~tidings.hub.chat.ChatService` and keeps every
+failure inside its own connection. The socket itself, once upgraded, is a
+:class:`~tidings.gateway.wire.WsPeer`: aiohttp serves the upgrade request and then
+lets go of the connection (memory per idle connection; see wire.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from tidings.api.errors import ApiError
 from tidings.gateway.connection import Connection
+from tidings.gateway.wire import WsPeer
 from tidings.hub.chat import ChatService
 from tidings.protocol.codec import Frame, ProtocolError, decode_frame, decode_payload
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
@@ -34,64 +35,6 @@ log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[Connection, int, Any], Awaitable[None]]
 """Handles one decoded client frame: (connection, seq, payload)."""
-
-
-# Past this many unsent bytes in the kernel-side buffer, frames go through aiohttp one by
-# one, waiting for the socket to drain (uvloop's default high-water mark).
-WRITE_BUFFER_LIMIT = 64 * 1024
-
-
-def frame_header(length: int, binary: bool) -> bytes:
-    """The header of one unmasked, final server frame (RFC 6455 §5.2)."""
-    first = 0x82 if binary else 0x81
-    if length < 126:
-        return bytes((first, length))
-    if length < 65536:
-        return struct.pack("!BBH", first, 126, length)
-    return struct.pack("!BBQ", first, 127, length)
-
-
-class AiohttpSocket:
-    """Adapts :class:`aiohttp.web.WebSocketResponse` to the connection's Socket."""
-
-    __slots__ = ("_transport", "_ws")
-
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
-        self._ws = ws
-        self._transport = transport
-
-    async def send(self, data: bytes, binary: bool) -> None:
-        """Write one message frame."""
-        await self._ws.send_frame(data, WSMsgType.BINARY if binary else WSMsgType.TEXT)
-
-    def write_now(self, frames: list[tuple[bytes, bool]]) -> bool:
-        """Write every frame in one ``transport.write``, unless the socket is backed up.
-
-        aiohttp writes each frame with a write of its own (one syscall each); joining
-        the frames of one loop turn is what makes fan-out cheap (docs/benchmarks.md).
-        Server frames are unmasked and uncompressed here (``compress=False``), so a
-        frame is a 2-10 byte header and the payload, as RFC 6455 §5.2 lays out.
-        """
-        transport = cast(asyncio.Transport | None, self._transport)
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("socket closed")
-        if self._ws.closed or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            return False
-        parts: list[bytes] = []
-        for data, binary in frames:
-            parts.append(frame_header(len(data), binary))
-            parts.append(data)
-        transport.write(b"".join(parts))
-        return True
-
-    async def close(self, code: int, reason: str) -> None:
-        """Send a close frame with ``code``."""
-        await self._ws.close(code=code, message=reason.encode())
-
-    def abort(self) -> None:
-        """Close the TCP connection without a closing handshake."""
-        if self._transport is not None:
-            self._transport.close()
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
@@ -122,6 +65,7 @@ class Gateway:
         self.handlers: dict[int, RequestHandler] = {}
         self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         self._watchdog: asyncio.Task[None] | None = None
+        self._serving: set[asyncio.Task[None]] = set()  # one task per connection
         self.draining = False  # set by stop_taking_frames(): only MsgAck is still handled
         self._handling = 0  # frames being handled right now, on all connections
         self._idle = asyncio.Event()
@@ -140,11 +84,16 @@ class Gateway:
         """Start the timeout watchdog."""
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
-    async def stop(self) -> None:
-        """Stop the watchdog."""
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop the watchdog; give connections still closing ``grace`` s, then cancel."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
+        if self._serving:
+            _, stuck = await asyncio.wait(list(self._serving), timeout=grace)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     async def _watch(self) -> None:
         # One sweep for every timeout of every connection: cheaper than arming a
@@ -177,18 +126,23 @@ class Gateway:
         version = request.headers.get("Sec-WebSocket-Version", "").strip()
         if version and version != "13":  # aiohttp would also upgrade hybi drafts 7 and 8
             raise web.HTTPUpgradeRequired(headers={"Sec-WebSocket-Version": "13"})
-        # aiohttp refuses a message of max_msg_size bytes itself: +1 makes ours inclusive.
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1,
-                                   autoping=False, compress=False)
-        transport = request.transport  # read before the upgrade hands it over
-        await ws.prepare(request)
-        conn = Connection(AiohttpSocket(ws, transport), queue_size=self.settings.send_queue_size,
+        # aiohttp's parser refuses a message of max_msg_size bytes: +1 makes ours inclusive.
+        peer = WsPeer.take_over(request, self.settings.max_frame_bytes + 1)
+        conn = Connection(peer, queue_size=self.settings.send_queue_size,
                           write_timeout=self.settings.write_timeout,
                           remote=request.remote or "")
         self.connections.add(conn)
-        reader = conn.reader = asyncio.current_task()
+        # A task of its own, so that aiohttp's request, its tasks and the middleware
+        # frames end here rather than live as long as the socket.
+        task = conn.reader = asyncio.get_running_loop().create_task(self._run(peer, conn))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+        return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
+
+    async def _run(self, peer: WsPeer, conn: Connection) -> None:
+        reader = asyncio.current_task()
         try:
-            await self._serve(ws, conn)
+            await self._serve(peer, conn)
         except asyncio.CancelledError:
             if conn.expiry is None:
                 raise
@@ -202,18 +156,17 @@ class Gateway:
                 # take it back, then close with the reason it was given.
                 while reader.cancelling():
                     reader.uncancel()
-                conn.close(conn.expiry, conn.expiry.name.lower())
+                conn.close(conn.expiry, conn.expiry_reason or conn.expiry.name.lower())
             self.connections.discard(conn)
             if not conn.closed:
-                conn.close(ws.close_code or CloseCode.NORMAL)
+                conn.close(peer.close_code or CloseCode.NORMAL)
             self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
             try:
-                # Shielded: aiohttp cancels this task when the TCP connection drops, and
-                # the slot, presence and offline announcement must still be settled.
+                # Shielded: the node's stop cancels what is left, and the slot, presence
+                # and offline announcement must still be settled.
                 await asyncio.shield(self._disconnected(conn))
             finally:
                 await conn.wait_closed()
-        return ws
 
     async def _disconnected(self, conn: Connection) -> None:
         for hook in self.on_disconnect:
@@ -223,7 +176,7 @@ class Gateway:
                 log.exception("%s: disconnect hook failed", conn.id)
         await self.service.disconnected(conn)
 
-    async def _serve(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+    async def _serve(self, ws: WsPeer, conn: Connection) -> None:
         svc = self.service
         loop = asyncio.get_running_loop()
         bucket = TokenBucket(self.settings.rate_limit, self.settings.rate_burst, loop.time())
@@ -237,7 +190,7 @@ class Gateway:
                 return
             if msg.type == WSMsgType.ERROR:
                 code = ws.close_code or CloseCode.MESSAGE_TOO_BIG
-                log.info("%s protocol error: %s", conn.id, ws.exception())
+                log.info("%s protocol error: %s", conn.id, ws.error)
                 conn.close(code, "protocol error")
                 return
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or (
@@ -253,16 +206,17 @@ class Gateway:
                 continue
             if self.draining and frame.type != MsgType.ACK:
                 continue  # shutting down: only delivery acks are still taken
+            ack = _ack_of(conn, frame)  # decoded once, for the rate limit and the handler
             # While draining only acks come here: the last ones, each folded into one
             # cursor write; refusing them would only make their messages come again.
-            if not self.draining and not self._confirms_more(conn, frame) and \
+            if not self.draining and not self._confirms_more(conn, ack) and \
                     not bucket.allow(conn.last_seen):
                 svc.error(conn, frame.seq, ErrorCode.RATE_LIMITED, "too many frames; slow down")
                 continue
             self._handling += 1
             self._idle.clear()
             try:
-                await self._dispatch(conn, frame)
+                await self._dispatch(conn, frame, ack)
             except ProtocolError as exc:
                 svc.error(conn, exc.seq, exc.code, exc.message)
             except Exception:
@@ -275,29 +229,25 @@ class Gateway:
             if conn.backlogged:  # pace a client that sends faster than it reads
                 await conn.drain()
 
-    def _confirms_more(self, conn: Connection, frame: Frame) -> bool:
+    def _confirms_more(self, conn: Connection, ack: AckPayload | None) -> bool:
         """True for a delivery ack that confirms more than this connection did before.
 
         Such acks take no rate-limit token: there can be no more of them than pushes
         the server itself sent, and refusing them would only bring their messages back
         on the next connection (a busy receiver's acks would also starve its chats).
         """
-        if frame.type != MsgType.ACK or not conn.user_id:
-            return False
-        try:
-            ack = decode_payload(frame)
-        except ProtocolError:
-            return False
-        return (isinstance(ack, AckPayload)
+        return (ack is not None
                 and self.service.confirmed(conn) < ack.message_id <= conn.highest_sent_id)
 
-    async def _dispatch(self, conn: Connection, frame: Frame) -> None:
+    async def _dispatch(self, conn: Connection, frame: Frame,
+                        ack: AckPayload | None = None) -> None:
+        # ``ack``: the frame's payload if _serve decoded it already (see _ack_of).
         svc = self.service
         svc.metrics.frame_in(frame.type)
         if not conn.user_id and frame.type != MsgType.AUTH:
             svc.error(conn, frame.seq, ErrorCode.NOT_AUTHENTICATED, "send MsgAuth first")
             return
-        payload = decode_payload(frame)
+        payload = ack if ack is not None else decode_payload(frame)
         if isinstance(payload, AuthPayload) and not conn.user_id:
             await svc.authenticate(conn, frame.seq, payload)
             return
@@ -317,3 +267,15 @@ class Gateway:
             svc.error(conn, frame.seq, ErrorCode.ALREADY_AUTHENTICATED, "already authenticated")
         else:
             svc.ping(conn, frame.seq)
+
+
+def _ack_of(conn: Connection, frame: Frame) -> AckPayload | None:
+    """The payload of an authenticated connection's delivery ack, or None (any other frame,
+    or one that does not decode: dispatching it decodes it again and answers the error)."""
+    if frame.type != MsgType.ACK or not conn.user_id:
+        return None
+    try:
+        payload = decode_payload(frame)
+    except ProtocolError:
+        return None
+    return payload if isinstance(payload, AckPayload) else None

@@ -9,6 +9,7 @@ recipient's devices and the sender's other devices.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import defaultdict
@@ -194,17 +195,18 @@ class ChatService:
             self._known_users.add(payload.to)
         message = NewMessage(conn.user_id, conn.device_id, payload.to, payload.type,
                              payload.content, seq)
-        future = self.log.append(message)
-        arrived = asyncio.get_running_loop().time()
-        future.add_done_callback(lambda f: self._chat_stored(conn, seq, message, f, arrived))
+        # Told by the commit task itself, right after the batch's pushes: the ack and
+        # the pushes of one commit reach a connection in one write (store/groupcommit.py).
+        self.log.submit(message, functools.partial(
+            self._chat_stored, conn, seq, message, asyncio.get_running_loop().time()))
 
-    def _chat_stored(self, conn: Connection, seq: int, sent: NewMessage,
-                     future: asyncio.Future[AppendResult], arrived: float) -> None:
-        if future.cancelled() or future.exception() is not None:
+    def _chat_stored(self, conn: Connection, seq: int, sent: NewMessage, arrived: float,
+                     result: AppendResult | None, exc: BaseException | None) -> None:
+        if result is None:
             self.error(conn, seq, ErrorCode.INTERNAL_ERROR, "message not stored; send it again")
             return
-        stored = future.result().message
-        if future.result().duplicate and (stored.recipient_id, stored.type, stored.content) != (
+        stored = result.message
+        if result.duplicate and (stored.recipient_id, stored.type, stored.content) != (
                 sent.recipient_id, sent.type, sent.content):
             self.error(conn, seq, ErrorCode.SEQ_CONFLICT,
                        f"seq {seq} was used by message {stored.id} with other content")
@@ -218,8 +220,7 @@ class ChatService:
 
     async def _committed(self, results: list[AppendResult]) -> None:
         self.metrics.messages_stored.inc(len(results))
-        for result in results:
-            await self.bus.publish(ChatEvent(result.message))
+        await self.bus.publish_many([ChatEvent(result.message) for result in results])
 
     # acks and receipts
 

@@ -52,7 +52,8 @@ class Hub:
     def __init__(self, metrics: Metrics) -> None:
         self._by_user: dict[int, dict[str, Connection]] = {}
         self._metrics = metrics
-        # Other features (channels, token revocation) get every bus event too.
+        # Other features (channels, token revocation) get every bus event but chats,
+        # which are the hub's own (one per chat: the calls added up, bench: chat).
         self.listeners: list[Callable[[Event], None]] = []
         self.gap_fill: GapFill | None = None
 
@@ -115,7 +116,8 @@ class Hub:
         """Deliver a bus event to the local connections it concerns."""
         if isinstance(event, ChatEvent):
             self._deliver_chat(event.message)
-        elif isinstance(event, PushEvent):
+            return
+        if isinstance(event, PushEvent):
             frames = _Frames(event.type, event.payload)
             for user_id in event.user_ids:
                 for conn in self._by_user.get(user_id, {}).values():

@@ -29,7 +29,7 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 TypeCode = Annotated[int, msgspec.Meta(ge=0, le=32767)]  # seed: int16
 
 
-class BinaryEnvelope(msgspec.Struct):
+class BinaryEnvelope(msgspec.Struct, gc=False):
     """Binary framing: ``payload`` holds MessagePack bytes (empty for none)."""
 
     type: TypeCode
@@ -45,7 +45,16 @@ class TextEnvelope(msgspec.Struct):
     payload: msgspec.Raw = msgspec.Raw(b"{}")
 
 
-class Frame(msgspec.Struct, frozen=True):
+class _OutEnvelope(msgspec.Struct, gc=False):
+    """What the server sends in binary framing: the same bytes as the map
+    ``{"type", "seq", "payload"}``, encoded in half the time (one per ack and push)."""
+
+    type: int
+    seq: int
+    payload: bytes
+
+
+class Frame(msgspec.Struct, frozen=True, gc=False):
     """A decoded envelope. ``payload`` is still encoded: see :func:`decode_payload`."""
 
     type: int
@@ -133,7 +142,7 @@ def encode_frame(type_: int, seq: int, payload: Any, *, binary: bool) -> bytes:
     """
     if binary:
         body = _msgpack.encode(payload) if payload is not None else b""
-        return _msgpack.encode({"type": type_, "seq": seq, "payload": body})
+        return _msgpack.encode(_OutEnvelope(type_, seq, body))
     raw = msgspec.Raw(_json.encode(payload) if payload is not None else b"{}")
     return _json.encode({"type": type_, "seq": seq, "payload": raw})
 

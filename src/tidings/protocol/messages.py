@@ -4,6 +4,10 @@ Field names are the wire names. Structs validate on decode: a payload whose
 fields have the wrong type or are out of range is refused with
 ``WS_INVALID_PAYLOAD``. Unknown fields are ignored so that newer clients can
 talk to older servers.
+
+The structs made once per chat are ``gc=False`` (they hold only numbers, strings and
+other such structs, so they cannot be part of a reference cycle): the garbage
+collector neither tracks nor counts them (bench: durable chat; see cli.py's GC note).
 """
 
 from typing import Annotated, Any, Literal
@@ -40,7 +44,7 @@ class AuthPayload(Payload):
     device_id: ShortText | None = None
 
 
-class ChatPayload(Payload):
+class ChatPayload(Payload, gc=False):
     """``MsgChat``: a message to one user."""
 
     to: Id
@@ -103,7 +107,7 @@ class AuthResponsePayload(Payload):
     device_id: str = ""
 
 
-class Message(Payload, omit_defaults=False):
+class Message(Payload, omit_defaults=False, gc=False):
     """A stored chat message as clients see it (in pushes, sync pages, history)."""
 
     message_id: int
@@ -136,7 +140,7 @@ class ErrorPayload(Payload, omit_defaults=False):
     message: str
 
 
-class ChatAckPayload(Payload):
+class ChatAckPayload(Payload, gc=False):
     """``ChatAck`` (107): the chat sent with ``seq`` is durably stored."""
 
     message_id: int

@@ -5,6 +5,9 @@ passes ``tests/store/test_contract.py``. Times are integer milliseconds since
 the epoch. Message ids are assigned by the store, increase strictly, and are
 committed in id order, so a reader that has seen id N never later finds a new
 id below N: that is what makes a single integer cursor per device enough.
+
+The message structs are ``gc=False``: made per chat, holding no containers, never in
+a reference cycle (see protocol/messages.py).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Token(msgspec.Struct, frozen=True):
     device_info: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class NewMessage(msgspec.Struct, frozen=True):
+class NewMessage(msgspec.Struct, frozen=True, gc=False):
     """A chat message to append. ``client_seq`` 0 means "not idempotent"."""
 
     sender_id: int
@@ -66,7 +69,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     client_seq: int = 0
 
 
-class StoredMessage(msgspec.Struct, frozen=True):
+class StoredMessage(msgspec.Struct, frozen=True, gc=False):
     """A message as stored. ``status`` is sent, delivered or read."""
 
     id: int
@@ -80,7 +83,7 @@ class StoredMessage(msgspec.Struct, frozen=True):
     created_at: int
 
 
-class AppendResult(msgspec.Struct, frozen=True):
+class AppendResult(msgspec.Struct, frozen=True, gc=False):
     """Outcome of appending one :class:`NewMessage`.
 
     ``duplicate`` is true when ``(sender_id, sender_device, client_seq)`` was

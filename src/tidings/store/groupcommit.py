@@ -6,11 +6,18 @@ node at the database's single-row commit rate (SQLite ~7.5k/s, PostgreSQL
 ~10x that. Appends enter the batch in call order, ids follow that order, and
 ``on_commit`` sees each batch's new messages in id order before any caller's
 future resolves.
+
+A caller that only reacts to the outcome (the chat's ``ChatAck``) passes a callback
+to :meth:`GroupCommit.submit` instead of awaiting a future: the commit task calls it
+right after the hook, in the same turn of the event loop, so one batch's pushes and
+acks leave in one write per connection, and no future or extra callback is made per
+item (bench: durable chat).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +31,17 @@ I = TypeVar("I")  # noqa: E741 - an item to append
 R = TypeVar("R")  # its result
 
 CommitHook = Callable[[list[AppendResult]], Awaitable[None]]
+Done = Callable[[R | None, BaseException | None], None]
+"""Told an item's outcome once: ``(result, None)`` when durable, ``(None, exc)`` if not."""
+
+
+def _settle(future: asyncio.Future[R], result: R | None, exc: BaseException | None) -> None:
+    if future.done():  # the caller gave up waiting
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]  # None only with an exc
 
 
 class GroupCommit(Generic[I, R]):
@@ -40,7 +58,7 @@ class GroupCommit(Generic[I, R]):
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._name = name
-        self._pending: list[tuple[I, asyncio.Future[R]]] = []
+        self._pending: list[tuple[I, Done[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -61,12 +79,17 @@ class GroupCommit(Generic[I, R]):
     def append(self, item: I) -> asyncio.Future[R]:
         """Queue one item; the future resolves once it is durable."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        if self._closing:  # shutting down: nothing would commit it, so answer at once
-            future.set_exception(StoreError("the node is shutting down; send it again"))
-            return future
-        self._pending.append((item, future))
-        self._wakeup.set()
+        self.submit(item, functools.partial(_settle, future))
         return future
+
+    def submit(self, item: I, done: Done[R]) -> None:
+        """Queue one item; ``done`` is called once with its outcome, by the commit task
+        right after ``on_commit`` saw the batch (at once if the log is closing)."""
+        if self._closing:  # shutting down: nothing would commit it, so answer at once
+            _tell(done, None, StoreError("the node is shutting down; send it again"))
+            return
+        self._pending.append((item, done))
+        self._wakeup.set()
 
     async def _run(self) -> None:
         while True:
@@ -79,7 +102,7 @@ class GroupCommit(Generic[I, R]):
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+    async def _commit(self, batch: list[tuple[I, Done[R]]]) -> None:
         started = time.perf_counter()
         try:
             results = await self._commit_batch([m for m, _ in batch])
@@ -96,23 +119,35 @@ class GroupCommit(Generic[I, R]):
                 return
             # Nothing was acknowledged: the sender gets an error and may retry.
             log.error("append failed: %s", exc)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for _, done in batch:
+                _tell(done, None, exc)
             return
         try:
             await self._on_commit(results)
         except Exception:
             log.exception("commit hook failed")
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        for (_, done), result in zip(batch, results, strict=True):
+            _tell(done, result, None)
+
+
+def _tell(done: Done[R], result: R | None, exc: BaseException | None) -> None:
+    try:
+        done(result, exc)
+    except Exception:  # one caller's failure must not keep the others from their outcome
+        log.exception("group commit callback failed")
+
+
+CHAT_BATCH = 4096
+"""At most this many chats a commit. A commit's cost is mostly the index pages it
+rewrites (one per recipient and per sender touched, whatever the number of rows), so
+a busy node's fewer, larger commits cost less per message: committing everything
+that waited, rather than 512 at a time, halved SQLite's CPU per chat (bench: chat)."""
 
 
 class GroupCommitLog(GroupCommit[NewMessage, AppendResult]):
     """Append chat messages to a :class:`Store`; the hook sees only new messages."""
 
-    def __init__(self, store: Store, on_commit: CommitHook, *, max_batch: int = 512,
+    def __init__(self, store: Store, on_commit: CommitHook, *, max_batch: int = CHAT_BATCH,
                  observe: Callable[[int, float], None] | None = None) -> None:
         async def fresh_only(results: list[AppendResult]) -> None:
             await on_commit([r for r in results if not r.duplicate])

@@ -67,8 +67,8 @@ FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::
      WITH ORDINALITY AS b(s, d, r, t, c, q, n)
 ORDER BY n
 ON CONFLICT DO NOTHING
-RETURNING id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
-          created_at"""
+RETURNING id"""
+# Only the ids come back: the rest of each row is the caller's (bench: durable chat).
 
 _MESSAGES_BY_CLIENT_SEQ = """
 SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
@@ -276,14 +276,18 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
                 fresh.append(m)
             new_rows: list[StoredMessage] = []
             if fresh:
+                now = now_ms()
                 inserted = await conn.fetch(
                     _INSERT_BATCH,
                     [m.sender_id for m in fresh], [m.sender_device for m in fresh],
                     [m.recipient_id for m in fresh], [m.type for m in fresh],
-                    [m.content for m in fresh], [m.client_seq for m in fresh], now_ms())
-                new_rows = sorted((StoredMessage(*r) for r in inserted), key=lambda s: s.id)
-            if len(new_rows) != len(fresh):
-                raise StoreError("inserted rows do not line up with the batch")
+                    [m.content for m in fresh], [m.client_seq for m in fresh], now)
+                if len(inserted) != len(fresh):
+                    raise StoreError("inserted rows do not line up with the batch")
+                new_rows = [StoredMessage(mid, m.sender_id, m.sender_device, m.recipient_id,
+                                          m.type, m.content, m.client_seq, "sent", now)
+                            for mid, m in zip(sorted(r[0] for r in inserted), fresh,
+                                              strict=True)]
             if new_rows:
                 await conn.execute(
                     _UPSERT_CONVERSATIONS,

@@ -24,6 +24,7 @@ from .channels import (
     PublishResult,
     plan_appends,
 )
+from .sqlite_helpers import rows as _all
 
 T = TypeVar("T")
 
@@ -67,14 +68,6 @@ SELECT c.name, c.top_offset, (SELECT count(*) FROM publications p WHERE p.channe
 FROM channels c ORDER BY c.name"""
 
 _DAILY = "SELECT day, type, count FROM publication_counts ORDER BY day, type"
-
-
-def _all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    cursor = conn.execute(sql, params)
-    try:
-        return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 class SqliteChannels:

@@ -2,7 +2,7 @@
 // Presence dots, delivered/read ticks, an offline banner with the reconnect countdown,
 // and older history loaded on scroll from GET /api/v1/messages.
 import { AuthError, Client } from "./tidings.js";
-import { ApiFailure, api, clock, fill, h, login, wsUrl } from "./common.js";
+import { ApiFailure, api, clock, fill, h, wireLogin, wsUrl } from "./common.js";
 
 const KEY = "tidings.chat";
 const PAGE = 30;
@@ -302,25 +302,8 @@ function logout(message = "") {
 
 // --- wiring
 
-async function submitLogin(register) {
-  const username = $("username").value.trim();
-  const password = $("password").value;
-  $("login-error").textContent = "";
-  if (!$("login-form").reportValidity()) return;
-  try {
-    const deviceId = `web-${crypto.randomUUID().slice(0, 8)}`;
-    const answer = await login(username, password, { register, deviceId });
-    session = { token: answer.token, userId: answer.user_id, username, deviceId };
-    sessionStorage.setItem(KEY, JSON.stringify(session));
-    $("password").value = "";
-    start();
-  } catch (err) {
-    $("login-error").textContent = err instanceof ApiFailure ? err.reason : String(err);
-  }
-}
-
-$("login-form").addEventListener("submit", (e) => { e.preventDefault(); submitLogin(false); });
-$("register-button").addEventListener("click", () => submitLogin(true));
+wireLogin(KEY, (started) => { session = started; start(); },
+          { newDeviceId: () => `web-${crypto.randomUUID().slice(0, 8)}` });
 $("logout").addEventListener("click", () => logout());
 $("retry").addEventListener("click", () => client?.reconnectNow());
 

@@ -55,6 +55,35 @@ export async function login(username, password, { register = false, deviceId } =
   return api("/api/v1/auth/login", { method: "POST", body });
 }
 
+/**
+ * Wire a page's login view (#login-form with #username and #password, #register-button,
+ * #login-error): log in, or register then log in, keep the session
+ * ({ token, userId, username[, deviceId] }) in sessionStorage under `key`, clear the
+ * password and call `started(session)`. A refusal is shown in #login-error.
+ * `newDeviceId`, if given, names the device of each new login.
+ */
+export function wireLogin(key, started, { newDeviceId = null } = {}) {
+  const $ = (id) => document.getElementById(id);
+  async function submit(register) {
+    $("login-error").textContent = "";
+    if (!$("login-form").reportValidity()) return;
+    const username = $("username").value.trim();
+    const deviceId = newDeviceId ? newDeviceId() : undefined;
+    try {
+      const answer = await login(username, $("password").value, { register, deviceId });
+      const session = { token: answer.token, userId: answer.user_id, username };
+      if (deviceId) session.deviceId = deviceId;
+      sessionStorage.setItem(key, JSON.stringify(session));
+      $("password").value = "";
+      started(session);
+    } catch (err) {
+      $("login-error").textContent = err instanceof ApiFailure ? err.reason : String(err);
+    }
+  }
+  $("login-form").addEventListener("submit", (e) => { e.preventDefault(); submit(false); });
+  $("register-button").addEventListener("click", () => submit(true));
+}
+
 /** The WebSocket URL of this page's own server. */
 export function wsUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;

@@ -2,7 +2,7 @@
 // click (or Enter) to occupy or release, and live updates over Socket.IO exactly as the
 // seed's Vue client receives them (socket.io-client v4, rooms by floor and department).
 import { io } from "./socket.io.esm.min.js";
-import { ApiFailure, api, fill, h, login } from "./common.js";
+import { ApiFailure, api, fill, h, wireLogin } from "./common.js";
 
 const KEY = "tidings.desks";
 const SVG = "http://www.w3.org/2000/svg";
@@ -168,23 +168,7 @@ function logout(message = "") {
   show("login");
 }
 
-async function submitLogin(register) {
-  $("login-error").textContent = "";
-  if (!$("login-form").reportValidity()) return;
-  const username = $("username").value.trim();
-  try {
-    const answer = await login(username, $("password").value, { register });
-    session = { token: answer.token, userId: answer.user_id, username };
-    sessionStorage.setItem(KEY, JSON.stringify(session));
-    $("password").value = "";
-    start();
-  } catch (err) {
-    $("login-error").textContent = err instanceof ApiFailure ? err.reason : String(err);
-  }
-}
-
-$("login-form").addEventListener("submit", (e) => { e.preventDefault(); submitLogin(false); });
-$("register-button").addEventListener("click", () => submitLogin(true));
+wireLogin(KEY, (started) => { session = started; start(); });
 $("logout").addEventListener("click", () => logout());
 $("floor").addEventListener("change", () => switchFloor(Number($("floor").value)));
 $("dept").addEventListener("change", render);

@@ -2,7 +2,7 @@
 // approve/reject dialog with its 30 s countdown, and the requester's result. Events come
 // over the editing WebSocket; without one (blocked by a proxy, or down) the page polls
 // request-status and pending-requests instead, and keeps its session alive by heartbeat.
-import { ApiFailure, api, clock, fill, h, login } from "./common.js";
+import { ApiFailure, api, clock, fill, h, wireLogin } from "./common.js";
 
 const KEY = "tidings.editing";
 const POLL_MS = 2000;
@@ -318,25 +318,9 @@ function logout(message = "") {
   show("login");
 }
 
-async function submitLogin(register) {
-  $("login-error").textContent = "";
-  if (!$("login-form").reportValidity()) return;
-  const username = $("username").value.trim();
-  try {
-    const answer = await login(username, $("password").value, { register });
-    session = { token: answer.token, userId: answer.user_id, username };
-    sessionStorage.setItem(KEY, JSON.stringify(session));
-    $("password").value = "";
-    start();
-  } catch (err) {
-    $("login-error").textContent = failure(err);
-  }
-}
-
 // --- wiring
 
-$("login-form").addEventListener("submit", (e) => { e.preventDefault(); submitLogin(false); });
-$("register-button").addEventListener("click", () => submitLogin(true));
+wireLogin(KEY, (started) => { session = started; start(); });
 $("logout").addEventListener("click", () => logout());
 $("workspace").addEventListener("change", () => loadWorkspaces(Number($("workspace").value)));
 $("new-workspace-form").addEventListener("submit", async (e) => {
