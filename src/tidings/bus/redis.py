@@ -87,7 +87,7 @@ class RedisBus(QueuedBus[bytes]):
                 attempt += 1
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     def _deliver(self, data: bytes) -> None:
         try:
