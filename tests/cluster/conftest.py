@@ -105,6 +105,18 @@ class Cluster:
         return client
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed cluster test shows what each node logged (the nodes are gone by then)."""
+    outcome = yield
+    report = outcome.get_result()
+    group = getattr(item, "funcargs", {}).get("cluster")
+    if report.when == "call" and report.failed and isinstance(group, Cluster):
+        for node in group.nodes:
+            report.sections.append((f"node {node.name} log (last 60 lines)",
+                                    node.log_tail(60)))
+
+
 @pytest.fixture(scope="module")
 def cluster_redis() -> Iterator[RedisServer]:
     """A Redis of the cluster tests' own: some of them restart it."""
