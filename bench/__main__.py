@@ -12,7 +12,6 @@ import datetime as dt
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "the hard file-descriptor limit minus a margin: "
                         f"{nofile_limit() - 1000} here)")
     p.add_argument("--stores", default="sqlite,postgres", help="chat scenario stores")
+    p.add_argument("--chat-rates", default="5000,10000,15000,20000,25000",
+                   help="the chat scenario's open-loop rates, chats/s in all (default "
+                        "5000,10000,15000,20000,25000; a rate the server cannot keep up "
+                        "with ends the series)")
     p.add_argument("--storm-clients", type=int, default=None,
                    help="reconnect storm size (default 10000; quick 100)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
@@ -155,30 +158,14 @@ async def main(argv: list[str]) -> int:
             md += ["\n### Idle connections (authenticated for Tidings, subscribed for peers)\n",
                    "", *report.connections_table(conn_results, LABELS)]
         if "chat" in scenarios:
-            # Two windows: the load is closed-loop, so the mean ack time is what is in
-            # flight over the rate (Little's law). 8 each (1 600) measures throughput;
-            # 2 each (400) is the window at which 20 000/s would mean 20 ms per ack.
-            users, windows = (20, [4]) if quick else (200, [8, 2])
-            seconds = 2.0 if quick else 6.0
-            chat_results: dict[str, list[dict[str, Any]]] = {}
-            stores = ["sqlite"] if quick else args.stores.split(",")
-            for store, window in [(s, w) for s in stores for w in windows]:
-                key = store if window == windows[0] else f"{store}, window {window}"
-                for rep in range(reps):
-                    print(f"chat {key} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
-                    if store == "postgres":
-                        with chat.postgres(workdir) as url:
-                            r = await chat.run(workdir, url, users=users, window=window,
-                                               seconds=seconds)
-                    else:
-                        url = f"sqlite:///{workdir}/chat-{time.time_ns()}.db"
-                        r = await chat.run(workdir, url, users=users, window=window,
-                                           seconds=seconds, warmup=1.0 if quick else 2.0)
-                    chat_results.setdefault(key, []).append(r)
+            chat_results = await chat.scenario(
+                workdir, ["sqlite"] if quick else args.stores.split(","), reps=reps,
+                quick=quick, rates=[1000.0] if quick else
+                [float(r) for r in args.chat_rates.split(",")])
             doc = {**header, "scenario": "chat", "results": chat_results}
             written.append(report.write_json(args.out, stamp, "chat", doc))
             md += ["\n### Durable chat (Tidings only: acknowledged after store)\n", "",
-                   *report.chat_table(chat_results)]
+                   *report.chat_table(chat_results), "", *report.chat_summary(chat_results)]
         if "storm" in scenarios:
             clients = args.storm_clients or (100 if quick else 10_000)
             storms: list[dict[str, Any]] = []

@@ -193,11 +193,14 @@ class LoadGen:
                  init: Path | None = None, ready_match: str | None = None,
                  pong: tuple[str, str] | None = None, keepalive_hex: str | None = None,
                  keepalive_every: float = 20.0, src_addrs: int = 1, window: int = 1,
-                 ports: list[int] | None = None, connect_parallel: int = 256) -> None:
+                 ports: list[int] | None = None, connect_parallel: int = 256,
+                 rate: float = 0.0) -> None:
         where = ["--ports", ",".join(map(str, ports))] if ports else ["--port", str(port)]
         argv = [str(build_wsload()), *where, "--path", path, "--conns", str(conns),
                 "--mode", mode, "--src-addrs", str(src_addrs), "--window", str(window)]
         argv += ["--connect-parallel", str(connect_parallel)]
+        if rate:
+            argv += ["--rate", str(rate)]
         if init is not None:
             argv += ["--init", str(init)]
         if ready_match:

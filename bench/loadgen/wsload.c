@@ -10,8 +10,13 @@
  * sends each connection's init frames (auth, subscribe, ...), and then:
  *   fanout/idle: receives; every data frame holding "T@" + 16 digits (a send time in
  *                microseconds since the epoch) is one delivery with a latency sample;
- *   chat:        sends Tidings MsgChat frames (MessagePack) to a partner, --window
- *                outstanding per connection, and times each ChatAck by its seq.
+ *   chat:        sends Tidings MsgChat frames (MessagePack) to a partner and times each
+ *                ChatAck by its seq: closed loop, --window outstanding per connection
+ *                (the next chat leaves when an ack comes back), or with --rate R open
+ *                loop, R chats/s in all whatever the acks do, each connection in turn
+ *                (at most --window outstanding: a chat due on a full connection is not
+ *                sent and is counted as "skipped"); a latency runs from the moment the
+ *                chat was due, so a late sender does not hide a slow server.
  * It answers WebSocket pings, Engine.IO pings ("2" -> "3") and sends --keepalive
  * frames. Commands on stdin, one per line; each answer is one JSON line on stdout:
  *   status  -> {"ready":..,"open":..,"failed":..,"closed":..}
@@ -68,9 +73,11 @@ static const char *host = "127.0.0.1", *path = "/", *ready_match, *pong_match, *
 static init_t *inits; static int ninits;
 static buf_t keepalive; static int keepalive_text; static double keepalive_every;
 static int content_bytes = 100, sending, connect_parallel = 256;
+static double rate;                              /* chats/s in all; 0: closed loop */
+static uint64_t go_at_us, paced; static int next_paced; /* open loop: due so far */
 static long n_ready, n_open, n_failed, n_closed, n_connecting;
 /* counters since reset */
-static uint64_t frames_in, deliveries, chats_sent, acks, pushes_in, errors_in;
+static uint64_t frames_in, deliveries, chats_sent, acks, pushes_in, errors_in, skipped;
 static uint32_t *lat; static size_t nlat, latcap; /* microseconds */
 static uint64_t lat_over; /* samples beyond capacity */
 static uint64_t t_reset_us;
@@ -161,9 +168,10 @@ static size_t mp_uint(unsigned char *p, uint64_t v) {
     return 9;
 }
 
-static void send_chat(conn_t *c) {
+/* t: when the chat was due (now, in closed loop) */
+static void send_chat(conn_t *c, uint64_t t) {
     unsigned char inner[512], frame[640]; size_t n = 0, m = 0;
-    uint64_t seq = ++c->seq, t = now_us();
+    uint64_t seq = ++c->seq;
     inner[n++] = 0x83;
     inner[n++] = 0xa2; memcpy(inner + n, "to", 2); n += 2;
     n += mp_uint(inner + n, inits[c->line].to);
@@ -214,7 +222,20 @@ static void on_chat_frame(conn_t *c, const unsigned char *p, size_t n) {
     if (c->sent_seq[slot] != seq) return;
     if (type == 107) { acks++; add_lat(now_us() - c->sent_at[slot]); }
     c->sent_seq[slot] = 0; c->outstanding--;
-    if (sending) send_chat(c);
+    if (sending && rate <= 0) send_chat(c, now_us());
+}
+
+/* Open loop: send every chat due since "go", connection after connection. */
+static void pace(void) {
+    uint64_t due = (uint64_t)((double)(now_us() - go_at_us) * rate / 1e6);
+    for (; paced < due; paced++) {
+        conn_t *c = &conns[next_paced];
+        next_paced = (next_paced + 1) % nconns;
+        if (c->state == ST_OPEN && c->ready && c->outstanding < window)
+            send_chat(c, go_at_us + (uint64_t)((double)paced * 1e6 / rate));
+        else
+            skipped++;
+    }
 }
 
 static void on_data(conn_t *c, int opcode, const unsigned char *p, size_t n) {
@@ -361,19 +382,20 @@ static void report(void) {
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     double secs = (now_us() - t_reset_us) / 1e6;
     printf("{\"seconds\":%.3f,\"frames_in\":%llu,\"deliveries\":%llu,\"chats_sent\":%llu,"
-           "\"acks\":%llu,\"pushes_in\":%llu,\"errors_in\":%llu,\"samples\":%zu,"
+           "\"acks\":%llu,\"pushes_in\":%llu,\"errors_in\":%llu,\"skipped\":%llu,\"samples\":%zu,"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
            "\"ready\":%ld,\"open\":%ld,\"failed\":%ld,\"closed\":%ld,\"cpu_s\":%.3f}\n",
            secs, (unsigned long long)frames_in, (unsigned long long)deliveries,
            (unsigned long long)chats_sent, (unsigned long long)acks,
-           (unsigned long long)pushes_in, (unsigned long long)errors_in, nlat,
+           (unsigned long long)pushes_in, (unsigned long long)errors_in,
+           (unsigned long long)skipped, nlat,
            pct(0.50), pct(0.99), pct(0.999), nlat ? lat[nlat - 1] / 1000.0 : -1.0,
            n_ready, n_open, n_failed, n_closed, cpu_seconds() - cpu_at_reset);
     fflush(stdout);
 }
 
 static void reset(void) {
-    frames_in = deliveries = chats_sent = acks = pushes_in = errors_in = 0;
+    frames_in = deliveries = chats_sent = acks = pushes_in = errors_in = skipped = 0;
     nlat = 0; lat_over = 0; t_reset_us = now_us(); cpu_at_reset = cpu_seconds();
 }
 
@@ -391,9 +413,11 @@ static int on_command(char *line) {
     else if (!strcmp(line, "report")) { report(); return 0; }
     else if (!strcmp(line, "go")) {
         sending = 1;
-        for (int i = 0; i < nconns; i++) {
+        if (rate > 0) { go_at_us = now_us(); paced = 0; }
+        else for (int i = 0; i < nconns; i++) {
             conn_t *c = &conns[i];
-            while (c->state == ST_OPEN && c->ready && c->outstanding < window) send_chat(c);
+            while (c->state == ST_OPEN && c->ready && c->outstanding < window)
+                send_chat(c, now_us());
         }
         printf("{}\n");
     } else if (!strcmp(line, "stop")) { sending = 0; printf("{}\n"); }
@@ -436,7 +460,7 @@ static void usage(void) {
     fprintf(stderr, "usage: wsload --port P|--ports P1,P2 [--host 127.0.0.1] [--path /] [--conns N] "
             "[--src-addrs K] [--mode fanout|chat] [--init FILE] [--ready-match S] "
             "[--pong-match S --pong-reply S] [--keepalive-hex HEX|--keepalive-text S "
-            "--keepalive-every SEC] [--window W] [--content-bytes B]\n");
+            "--keepalive-every SEC] [--window W] [--rate CHATS_PER_S] [--content-bytes B]\n");
     exit(2);
 }
 
@@ -468,6 +492,7 @@ int main(int argc, char **argv) {
                 keepalive.data[k / 2] = (unsigned char)(hexval(v[k]) << 4 | hexval(v[k + 1]));
         } else if (!strcmp(a, "--keepalive-every")) keepalive_every = atof(v);
         else if (!strcmp(a, "--window")) window = atoi(v);
+        else if (!strcmp(a, "--rate")) rate = atof(v);
         else if (!strcmp(a, "--content-bytes")) content_bytes = atoi(v);
         else if (!strcmp(a, "--connect-parallel")) connect_parallel = atoi(v);
         else usage();
@@ -497,7 +522,8 @@ int main(int argc, char **argv) {
     char cmd[256]; size_t cmdlen = 0;
     uint64_t next_keepalive = keepalive_every > 0 ? now_us() + (uint64_t)(keepalive_every * 1e6) : 0;
     for (;;) {
-        int n = epoll_wait(epfd, evs, 512, 100);
+        int open_loop = mode == M_CHAT && sending && rate > 0;
+        int n = epoll_wait(epfd, evs, 512, open_loop ? 1 : 100);
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             if (!c) {
@@ -526,11 +552,13 @@ int main(int argc, char **argv) {
             if (c->state != ST_DEAD && evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 int was_ready = c->ready;
                 on_readable(c);
-                if (mode == M_CHAT && sending && !was_ready && c->ready && c->state == ST_OPEN)
-                    while (c->outstanding < window) send_chat(c);
+                if (mode == M_CHAT && sending && rate <= 0 && !was_ready && c->ready &&
+                    c->state == ST_OPEN)
+                    while (c->outstanding < window) send_chat(c, now_us());
             }
         }
         connect_more();
+        if (mode == M_CHAT && sending && rate > 0) pace();
         if (next_keepalive && now_us() >= next_keepalive) {
             for (int i = 0; i < nconns; i++)
                 if (conns[i].state == ST_OPEN)
