@@ -285,6 +285,16 @@ async def browser_page(chromium: Chromium) -> AsyncIterator[Page]:
 
 
 @pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A node on SQLite, for a page's tests (a module may override it with settings)."""
+    started = await RunningServer(f"sqlite:///{tmp_path / 'pages.db'}").start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.fixture
 async def console(browser_page: Page, server: RunningServer) -> Page:  # noqa: F811
     """A tab on the node's own origin (``/api/health``): its DevTools console."""
     await browser_page.goto(server.http_url + "/api/health")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ pytestmark = pytest.mark.asyncio
 __all__ = ["new_tab"]
 
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A node on SQLite."""
-    server = await RunningServer(f"sqlite:///{tmp_path / 'pages.db'}").start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def sign_up(tab: Page, username: str) -> None:

@@ -4,9 +4,6 @@ in, keeps the session under the page's own key and survives a reload."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from tests.browser.tabs import NewTab, click, new_tab, type_into, wait_for
@@ -19,16 +16,6 @@ PAGES = {  # path: (sessionStorage key, the view shown once logged in)
     "/demo/desks": ("tidings.desks", "desks-view"),
     "/demo/editing": ("tidings.editing", "editing-view"),
 }
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A node on SQLite."""
-    server = await RunningServer(f"sqlite:///{tmp_path / 'login.db'}").start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize("path", list(PAGES))
