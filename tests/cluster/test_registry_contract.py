@@ -138,7 +138,22 @@ async def test_heartbeat_drops_entries_a_failed_release_left_behind(registries, 
         pytest.skip("the memory registry is the hub's own state")
     a = await registries("a")
     await a.claim(5, "c1", 3)
+    a.settled("c1")
     await a.heartbeat(dict)  # the node holds no connection any more
+    assert await a.online([5]) == set()
+
+
+async def test_heartbeat_keeps_an_entry_claimed_but_not_yet_in_the_hub(registries) -> None:
+    """The cluster presence flake: a heartbeat between a claim and the hub holding the
+    connection (or between the hub letting go and the release) dropped the entry as
+    stale, so the release found none and the user's offline was never announced."""
+    a = await registries("a")
+    await a.claim(5, "c1", 3)
+    await a.heartbeat(dict)  # the hub does not report c1 yet: it is not stale
+    assert await a.online([5]) == {5}
+    a.settled("c1")
+    await a.heartbeat(lambda: {"c1": (5, "")})
+    assert await a.release(5, "c1") == 0  # its last connection: the caller announces offline
     assert await a.online([5]) == set()
 
 

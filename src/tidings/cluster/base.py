@@ -60,6 +60,21 @@ class Registry(abc.ABC):
     def __init__(self, *, node_id: str, address: str) -> None:
         self.node_id = node_id
         self.address = address
+        # Keys of this node's entries that the hub does not report yet (claimed, not yet
+        # added) or no more (removed, release under way). The heartbeat leaves them alone:
+        # dropping one as stale made its release find no entry and skip the user's
+        # offline announcement (the cluster presence flake of 2026-11-23).
+        self._unsettled: set[str] = set()
+
+    def settled(self, conn_id: str) -> None:
+        """The hub now holds the connection a granted claim was for: from here on the
+        heartbeat reconciles its entry like any other."""
+        self._unsettled.discard(self.key(conn_id))
+
+    def _stale(self, held: dict[str, int], wanted: Held) -> list[str]:
+        """Entries of this node the hub no longer reports, in-flight ones excepted."""
+        return [k for k, u in held.items()
+                if wanted.get(k, (None, ""))[0] != u and k not in self._unsettled]
 
     def key(self, conn_id: str) -> str:
         """A connection's cluster-wide name (connection ids are unique per node only)."""
@@ -79,7 +94,9 @@ class Registry(abc.ABC):
         """Take a connection slot for the user if they hold fewer than ``limit`` live
         connections in the cluster, not counting those of ``device_id``; atomic across
         nodes. When granted, the entries of the device's other connections are removed
-        (listed in ``Claim.replaced``). An empty ``device_id`` replaces nothing."""
+        (listed in ``Claim.replaced``). An empty ``device_id`` replaces nothing.
+        A granted entry stays *unsettled* (the heartbeat keeps it) until ``settled``
+        or ``release``."""
 
     @abc.abstractmethod
     async def release(self, user_id: int, conn_id: str) -> int | None:
@@ -105,8 +122,8 @@ class Registry(abc.ABC):
         """Renew the lease and make the registry hold this node's connections (conn id
         -> (user id, device id), from ``connections()``): re-registers them if the lease had lapsed
         and others reaped this node, and drops entries a failed release left behind.
-        ``connections`` is called only after the registry's entries were read, so a
-        connection claimed meanwhile is never taken for a stale one."""
+        Unsettled entries (claimed but not yet in the hub, or being released) are kept:
+        the hub does not report them, yet they are not stale."""
 
     @abc.abstractmethod
     async def reap(self) -> list[int]:

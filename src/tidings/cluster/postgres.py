@@ -136,17 +136,25 @@ class PostgresRegistry(Registry):
                 "INSERT INTO tidings_connections (conn_key, user_id, node_id, device_id) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (conn_key) DO NOTHING",
                 key, user_id, self.node_id, device_id)
+            self._unsettled.add(key)
             return Claim(True, len(rows), tuple(same))
 
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
+        key = self.key(conn_id)
+        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        try:
+            return await self._release(user_id, key)
+        finally:
+            self._unsettled.discard(key)
+
+    async def _release(self, user_id: int, key: str) -> int | None:
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", USER_LOCK_SPACE,
                                user_id & 0x7FFF_FFFF)
             held = await conn.fetchval(
-                "DELETE FROM tidings_connections WHERE conn_key = $1 RETURNING 1",
-                self.key(conn_id))
+                "DELETE FROM tidings_connections WHERE conn_key = $1 RETURNING 1", key)
             live = int(await conn.fetchval(_LIVE_COUNT, user_id, now_ms()))
             if live == 0:
                 await conn.execute("DELETE FROM tidings_chosen_presence WHERE user_id = $1",
@@ -189,9 +197,9 @@ class PostgresRegistry(Registry):
             held = {str(r[0]): int(r[1]) for r in rows}
             now = now_ms()
             wanted = {self.key(c): u for c, u in connections().items()}
+            stale = self._stale(held, wanted)  # now: with the hub's view of this instant
             await conn.execute(_UPSERT_NODE, self.node_id, self.address, os.getpid(),
                                self._started, now, now + self._timeout_ms, len(wanted))
-            stale = [k for k, u in held.items() if wanted.get(k, (None, ""))[0] != u]
             if stale:
                 await conn.execute("DELETE FROM tidings_connections WHERE conn_key = ANY($1)",
                                    stale)

@@ -134,14 +134,21 @@ class RedisRegistry(Registry):
                   keys.node_connections(self.node_id), keys.CHOSEN_PRESENCE],
             args=[self.key(conn_id), self.node_id, limit, now_ms(), user_id, device_id,
                   _NODE_CONNECTIONS])
+        if granted:
+            self._unsettled.add(self.key(conn_id))
         return Claim(bool(granted), int(live), tuple(str(k) for k in replaced or ()))
 
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
-        held, live = await self._release(
-            keys=[keys.user_connections(user_id), keys.NODES,
-                  keys.node_connections(self.node_id), keys.CHOSEN_PRESENCE],
-            args=[self.key(conn_id), now_ms(), user_id])
+        key = self.key(conn_id)
+        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        try:
+            held, live = await self._release(
+                keys=[keys.user_connections(user_id), keys.NODES,
+                      keys.node_connections(self.node_id), keys.CHOSEN_PRESENCE],
+                args=[key, now_ms(), user_id])
+        finally:
+            self._unsettled.discard(key)
         return int(live) if int(held) else None
 
     async def _live_nodes(self) -> set[str]:
@@ -185,10 +192,9 @@ class RedisRegistry(Registry):
             pipe.hset(keys.node_info(self.node_id), mapping={
                 "address": self.address, "pid": os.getpid(), "started_at": self._started,
                 "last_heartbeat": now, "connections": len(wanted)})
-            for key, user_id in held.items():
-                if wanted.get(key, (None, ""))[0] != user_id:
-                    pipe.hdel(keys.node_connections(self.node_id), key)
-                    pipe.hdel(keys.user_connections(user_id), key)
+            for key in self._stale(held, wanted):
+                pipe.hdel(keys.node_connections(self.node_id), key)
+                pipe.hdel(keys.user_connections(held[key]), key)
             for key, (user_id, device_id) in wanted.items():
                 if held.get(key) != user_id:
                     pipe.hset(keys.node_connections(self.node_id), key, user_id)

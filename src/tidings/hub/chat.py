@@ -121,6 +121,7 @@ class ChatService:
         conn.token_id, conn.scopes = identity.token_id, identity.scopes
         self._known_users.add(conn.user_id)
         self.hub.add(conn)
+        self.registry.settled(conn.id)  # the hub reports it from now on
         first = claim.live_before == 0  # the user's first connection in the cluster
         self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
             success=True, user_id=conn.user_id, device_id=conn.device_id))
