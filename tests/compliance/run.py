@@ -59,10 +59,12 @@ SDK_DEFAULT_LIMIT = 4 * 2**20  # aiohttp's ws_connect(max_msg_size=...) default
 WHY: dict[str, str] = {
     "7.1.6": "messages, close, ping back to back: implementation defined; both messages "
              "were echoed, then the close answered",
-    "7.9.5": "aiohttp accepts the reserved close code 1006 and answers 1000, not 1002 "
-             "(see below)",
-    "7.13.1": "close code 5000: undefined by RFC 6455; aiohttp answers 1000",
-    "7.13.2": "close code 65535: undefined by RFC 6455; aiohttp answers 1000",
+    "7.9.5": "the SDK's transport (aiohttp's client) accepts the reserved close code 1006 "
+             "and answers 1000, not 1002 (see below); the gateway answers 1002",
+    "7.13.1": "close code 5000: undefined by RFC 6455; aiohttp's client answers 1000 (the "
+              "gateway answers 1002)",
+    "7.13.2": "close code 65535: undefined by RFC 6455; aiohttp's client answers 1000 (the "
+              "gateway answers 1002)",
 }
 for _case in ("6.4.1", "6.4.2", "6.4.3", "6.4.4"):
     WHY[_case] = ("no fail-fast on invalid UTF-8: aiohttp checks a text message once it is "
@@ -166,7 +168,8 @@ def render_readme(runs: list[tuple[Run, str, int]], checks: list[tuple[Run, str]
         "",
         "kosoku exits 1 as soon as one case FAILS. The reference baseline for aiohttp 3.14 "
         "is 291 OK / 4 NON-STRICT / 3 INFORMATIONAL / 3 FAILED (9.1.6 and 9.2.6: the "
-        "exclusive 16 MiB limit; 7.9.5: close code 1006 accepted).",
+        "exclusive 16 MiB limit; 7.9.5: close code 1006 accepted); Tidings' server passes "
+        "7.9.5 by its own close-code check.",
         "",
     ]
     unexplained = []
@@ -187,17 +190,17 @@ def render_readme(runs: list[tuple[Run, str, int]], checks: list[tuple[Run, str]
     lines += [
         "## The FAILED cases, one by one",
         "",
-        "**7.9.5** (every run). The peer closes with code 1006, which RFC 6455 §7.4.1 "
+        "**7.9.5** (the client run). The peer closes with code 1006, which RFC 6455 §7.4.1 "
         "reserves: it \"MUST NOT be set as a status code in a Close control frame by an "
         "endpoint\", so a conformant endpoint fails the connection (1002). aiohttp answers "
-        "1000. Evidence: `aiohttp/_websocket/reader_py.py` refuses a close code below 3000 "
-        "only if it is not in `ALLOWED_CLOSE_CODES = {int(i) for i in WSCloseCode}`, and "
-        "`WSCloseCode.ABNORMAL_CLOSURE = 1006` is a member. When the CLOSE message reaches "
-        "the application, aiohttp (autoclose on, as on `/ws`) has already answered it, so the "
-        "echo cannot change the outcome without departing from the settings of `/ws` (it "
-        "would take `autoclose=False` plus our own close-code check, in `/ws` too). Not a "
-        "fault of Tidings' code, harmless (the connection closes either way); an aiohttp "
-        "issue to report upstream.",
+        "1000: `aiohttp/_websocket/reader_py.py` refuses a close code below 3000 only if it "
+        "is not in `ALLOWED_CLOSE_CODES = {int(i) for i in WSCloseCode}`, and "
+        "`WSCloseCode.ABNORMAL_CLOSURE = 1006` is a member. The gateway, which owns its "
+        "socket (`WsPeer`, `wire.py`), checks the code itself and answers 1002 (also for "
+        "codes from 5000 up), and it checks every client frame's MASK bit "
+        "(`gateway/masking.py`), which aiohttp's reader does not; the SDK's transport is "
+        "aiohttp's client and keeps aiohttp's behaviour. Harmless (the connection closes "
+        "either way); an aiohttp issue to report upstream.",
         "",
         "**Cases failed by a message limit** (closed 1009, identified by the size in the "
         "case's description). aiohttp's own limit is exclusive (a message of exactly "
@@ -250,8 +253,9 @@ def render_readme(runs: list[tuple[Run, str, int]], checks: list[tuple[Run, str]
         "",
         "`make test` runs `tests/compliance/test_autobahn.py`: sections 1 to 7 and 10 against "
         "the echo of an in-process node at the default limit, and 1 to 7 against the SDK; "
-        "it fails on any FAILED case. 7.9.5 is left out of those runs and checked alone by "
-        "a strict xfail, so that a fixed aiohttp is noticed.",
+        "it fails on any FAILED case. 7.9.5 is checked alone against the gateway, and is left "
+        "out of the SDK's run and checked alone by a strict xfail, so that a fixed aiohttp "
+        "is noticed.",
         "",
         "Each report directory holds kosoku's `index.json` (every case: behaviour, closing "
         "behaviour, remote close code, duration) and the full JSON report of every non-OK "

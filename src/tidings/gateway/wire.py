@@ -25,6 +25,8 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.http_websocket import WS_CLOSED_MESSAGE, WS_CLOSING_MESSAGE, WS_KEY, WebSocketError
 
+from tidings.gateway.masking import MaskBitCheck
+
 # Past this many unsent bytes in the kernel-side buffer, frames are written one by one,
 # each waiting for the socket to drain (uvloop's default high-water mark).
 WRITE_BUFFER_LIMIT = 64 * 1024
@@ -96,6 +98,7 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
         "_failure",
         "_inbox",
         "_inbox_bytes",
+        "_masks",
         "_parser",
         "_read_paused",
         "_transport",
@@ -111,6 +114,7 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
     def __init__(self, transport: asyncio.Transport, max_msg_size: int) -> None:
         self._transport = transport
         self._parser = WebSocketReader(self, max_msg_size, compress=False, decode_text=True)
+        self._masks = MaskBitCheck()
         self._inbox: list[tuple[WSMessage, int]] = []
         self._inbox_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -158,6 +162,12 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parse frames; the parser hands each message to :meth:`feed_data`."""
+        if self._failure is not None:  # the connection is failing: read nothing more
+            return
+        if self._masks.unmasked(data):
+            self.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR,
+                                              "unmasked client frame"))
+            return
         self._parser.feed_data(data)
 
     def eof_received(self) -> bool:
@@ -259,6 +269,14 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
             self._waiting = False
         if msg.type is WSMsgType.CLOSE:
             self._closing = True
+            if msg.data == WSCloseCode.ABNORMAL_CLOSURE or msg.data >= 5000:
+                # RFC 6455 §7.4: 1006 is never sent, and codes stop at 4999; aiohttp's
+                # reader lets both through.
+                invalid = WebSocketError(WSCloseCode.PROTOCOL_ERROR,
+                                         f"invalid close code {msg.data}")
+                self.close_code, self.error = invalid.code, invalid
+                await self.close(invalid.code, "")
+                return WSMessage(WSMsgType.ERROR, invalid, None)
             self.close_code = msg.data
             if not self._closed:
                 await self.close(WSCloseCode.OK, "", drain=False)
