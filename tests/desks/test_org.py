@@ -9,6 +9,7 @@ from typing import Any
 from tests.desks.conftest import DeskNode, make_desk_node, settle
 from tests.e2e.conftest import ServerFactory
 from tests.support.server import RunningServer
+from tidings.config import load_settings
 
 
 async def _history(desks: DeskNode, channel: str, want: int,
@@ -231,3 +232,10 @@ async def test_desk_admins_alone_manage(server_factory: ServerFactory) -> None:
     assert node.http is not None
     async with node.http.get(desks.url + "/api/v1/desks/me") as r:
         assert r.status == 401
+
+
+def test_desk_admins_is_a_comma_list_in_env_vars_and_flags() -> None:
+    assert load_settings(environ={"TIDINGS_DESK_ADMINS": "boss, ann,"}).desk_admins == \
+        ["boss", "ann"]
+    assert load_settings(environ={}, overrides={"desk_admins": "a,b"}).desk_admins == ["a", "b"]
+    assert load_settings(environ={}).desk_admins == []
