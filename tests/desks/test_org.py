@@ -126,9 +126,14 @@ async def test_seed_columns_make_the_building_and_floor(server: RunningServer) -
         status, error = await desks.call("POST", "/api/workstations",
                                          json={**body, "workstation_id": "x", **bad})
         assert status == 422, (bad, error)
-    status, error = await desks.call("POST", "/api/workstations", json={
-        **body, "workstation_id": "y", "building": None, "floor_number": 1})
-    assert status == 201 and error["building"] == "Annex"  # the only building
+    status, only = await desks.call("POST", "/api/workstations", json={
+        **body, "workstation_id": "y", "building": None, "floor_number": 1, "equipment": None})
+    assert status == 201 and only["building"] == "Annex"  # the only building
+    assert only["equipment"] == []
+    status, cleared = await desks.call("PUT", f"/api/workstations/{only['id']}",
+                                       json={"floor_id": None, "equipment": None})
+    assert (cleared["floor_id"], cleared["floor_number"], cleared["building"],
+            cleared["equipment"]) == (None, None, None, [])
 
     # PUT takes the seed's columns too; what is left out stays.
     status, moved = await desks.call("PUT", f"/api/workstations/{desk['id']}",

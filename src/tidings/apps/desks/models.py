@@ -35,12 +35,12 @@ EquipmentText = Annotated[str, msgspec.Meta(max_length=10_000)]
 LinkOrClear = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 
 
-def equipment_list(value: list[str] | str) -> list[str]:
+def equipment_list(value: list[str] | str | None) -> list[str]:
     """Equipment as a list: given as one, or as the seed's JSON string holding one
-    (``'["monitor", "dock"]'``; an empty string is no equipment)."""
+    (``'["monitor", "dock"]'``; an empty string or ``null`` is no equipment)."""
     if isinstance(value, list):
         return value
-    if not value.strip():
+    if value is None or not value.strip():
         return []
     try:
         return msgspec.json.decode(value, type=Equipment)
@@ -66,7 +66,7 @@ class WorkstationCreate(msgspec.Struct, forbid_unknown_fields=True):
     width: Size = 120.0
     height: Size = 80.0
     status: Literal["available", "maintenance", "disabled"] = "available"
-    equipment: Equipment | EquipmentText = msgspec.field(default_factory=list)
+    equipment: Equipment | EquipmentText | None = msgspec.field(default_factory=list)
     notes: Text | None = ""
 
     def __post_init__(self) -> None:
@@ -88,17 +88,17 @@ class WorkstationUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_default
     y_position: Coordinate | msgspec.UnsetType = msgspec.UNSET
     width: Size | msgspec.UnsetType = msgspec.UNSET
     height: Size | msgspec.UnsetType = msgspec.UNSET
-    floor_id: LinkOrClear | msgspec.UnsetType = msgspec.UNSET
+    floor_id: LinkOrClear | msgspec.UnsetType | None = msgspec.UNSET
     floor_number: FloorNumber | msgspec.UnsetType | None = msgspec.UNSET
     building: BuildingName | msgspec.UnsetType | None = msgspec.UNSET
     department_id: LinkOrClear | msgspec.UnsetType | None = msgspec.UNSET
     employee_id: LinkOrClear | msgspec.UnsetType | None = msgspec.UNSET
     status: Literal["available", "maintenance", "disabled"] | msgspec.UnsetType = msgspec.UNSET
-    equipment: Equipment | EquipmentText | msgspec.UnsetType = msgspec.UNSET
+    equipment: Equipment | EquipmentText | msgspec.UnsetType | None = msgspec.UNSET
     notes: Text | msgspec.UnsetType | None = msgspec.UNSET
 
     def __post_init__(self) -> None:
-        if not isinstance(self.equipment, msgspec.UnsetType):
+        if self.equipment is not msgspec.UNSET:
             self.equipment = equipment_list(self.equipment)
 
     def changes(self) -> dict[str, Any]:
