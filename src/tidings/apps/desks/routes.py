@@ -333,6 +333,6 @@ def add_routes(app: web.Application, desks: DeskApp) -> None:
     router.add_get("/api/map", floor_map)
     router.add_post("/api/database/sync", database_sync)
     router.add_get("/api/metrics", metrics_json)
-    from tidings.apps.desks.org import add_org_routes
+    from tidings.apps.desks.org import add_org_routes  # org.py imports DESKS from here
 
     add_org_routes(app)
