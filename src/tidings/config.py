@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
     workers: int = 1
+    # desk map roles (seed 000, issue 15)
+    desk_admins: list[str] = msgspec.field(default_factory=list)
 
 
 HELP: dict[str, str] = {
@@ -113,6 +115,9 @@ HELP: dict[str, str] = {
                     "users go offline, its connection slots free up)",
     "workers": "serve: start this many nodes sharing the port (SO_REUSEPORT); needs a "
                "redis:// or postgresql:// bus",
+    "desk_admins": "usernames allowed to create, edit and delete desks and the organisation "
+                   "(comma-separated in TIDINGS_DESK_ADMINS); empty: every authenticated "
+                   "user may; tokens with the admin scope always may",
 }
 
 
@@ -131,7 +136,7 @@ def _split(name: str, raw: str) -> Any:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise ValueError(f"invalid setting: namespaces is not JSON: {exc}") from None
-    if name in ("allowed_origins", "admin_users"):
+    if name in ("allowed_origins", "admin_users", "desk_admins"):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 

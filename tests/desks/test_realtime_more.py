@@ -108,7 +108,8 @@ async def test_employee_and_department_changes_reach_the_department(
     assert employee["data"]["email"] == "new@example.com"
     postgres_server.psql("UPDATE departments SET color = '#000000' WHERE id = 3", database=name)
     department = await listener.next("department_update", timeout=5)
-    assert department["data"] == {"id": 3, "name": "Marketing", "color": "#000000"}
+    assert department["data"] == {"action": "updated", "id": 3, "name": "Marketing",
+                                  "color": "#000000"}
 
 
 async def test_change_feed_reconnects_after_losing_its_connection(

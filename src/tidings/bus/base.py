@@ -73,7 +73,8 @@ class EditingEvent(msgspec.Struct, tag="editing", tag_field="event", frozen=True
 
 class DeskChangeEvent(msgspec.Struct, tag="desk_change", tag_field="event", frozen=True):
     """A row of the desk map (seed 000) changed: ``table`` is ``workstations``,
-    ``employees`` or ``departments``, ``op`` is ``INSERT``, ``UPDATE`` or ``DELETE``.
+    ``employees``, ``departments``, ``buildings`` or ``floors``, ``op`` is ``INSERT``,
+    ``UPDATE`` or ``DELETE``.
 
     The same shape as the PostgreSQL trigger's NOTIFY payload; the rooms the row
     was in (``old_*``) and is in get the event.
@@ -89,6 +90,8 @@ class DeskChangeEvent(msgspec.Struct, tag="desk_change", tag_field="event", froz
     #: Names this change on every node alike (a PostgreSQL sequence value or a UUID),
     #: so that the channel publications all nodes make of it are stored once.
     key: str = ""
+    #: The desk's seed §5.3.1 business id, so that a deleted desk's event names it.
+    workstation_id: str | None = None
 
 
 # Remote backends encode any member of this union generically (bus/wire.py): a new

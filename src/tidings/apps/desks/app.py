@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from tidings.apps.desks import repository
+from tidings.apps.desks import organisation, repository
 from tidings.apps.desks.cache import DeskCache
 from tidings.apps.desks.db import DeskDb, open_desk_db
-from tidings.apps.desks.events import event_type, message, rooms_of
+from tidings.apps.desks.events import ACTIONS, event_type, message, rooms_of
 from tidings.apps.desks.feed import ChangeFeed
 from tidings.apps.desks.models import workstation_json
 from tidings.apps.desks.monitoring import DeskMonitor
@@ -146,7 +146,7 @@ class DeskApp:
     async def _deliver_one(self, change: DeskChangeEvent) -> None:
         if self.cache is not None:
             await self.cache.invalidate()
-        rooms = rooms_of(change)
+        rooms = rooms_of(change, await self._org_floors(change))
         if not rooms:
             return
         data = await self._data(change)
@@ -204,23 +204,40 @@ class DeskApp:
             if publication.offset == result.offset:
                 self.broker.router.deliver(publication)
 
+    async def _org_floors(self, change: DeskChangeEvent) -> list[int]:
+        """The floor maps an organisation row shows on (a building's floors, the floors
+        with a department's or an employee's desks); none for a desk."""
+        if change.table in ("workstations", "floors") or change.op == "DELETE":
+            return []
+        async with self.db.transaction(write=False) as tx:
+            if change.table == "buildings":
+                return await organisation.floors_of_building(tx, change.id)
+            return await organisation.floors_showing(tx, change.table, change.id)
+
     async def _data(self, change: DeskChangeEvent) -> dict[str, Any]:
-        """The changed row as the REST API shows it (just its id once deleted)."""
+        """The changed row as the REST API shows it (just its id once deleted). A desk's
+        also carries seed §5.1's ``workstationId`` and ``status``; an organisation
+        row's carries ``action`` (created, updated, deleted)."""
+        desk = change.table == "workstations"
+        found: dict[str, Any] | None = None
         if change.op != "DELETE":
             async with self.db.transaction(write=False) as tx:
-                if change.table == "workstations":
+                if desk:
                     row = await repository.get_workstation(tx, change.id)
-                    if row is not None:
-                        return workstation_json(row)
+                    found = None if row is None else workstation_json(row)
                 else:
                     found = await repository.row_of(tx, change.table, change.id)
-                    if found is not None:
-                        return found
-        # Deleted, or gone again before we read it.
-        gone: dict[str, Any] = {"id": change.id, "deleted": True}
-        if change.table == "workstations":
-            gone.update(floor_id=change.old_floor_id, department_id=change.old_department_id)
-        return gone
+        if found is None:  # deleted, or gone again before we read it
+            found = {"id": change.id, "deleted": True}
+            if desk:
+                found.update(floor_id=change.old_floor_id,
+                             department_id=change.old_department_id,
+                             workstation_id=change.workstation_id, status="deleted")
+        if desk:
+            return {**found, "workstationId": found["workstation_id"],
+                    "status": found["status"]}
+        action = "deleted" if found.get("deleted") else ACTIONS.get(change.op, "updated")
+        return {"action": action, **found}
 
     async def find_department(self, ref: str) -> int | None:
         """A department id from its name or id."""

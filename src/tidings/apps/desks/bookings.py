@@ -9,7 +9,8 @@ two writers race past that check, by the database's own constraint.
 from __future__ import annotations
 
 from tidings.apps.desks.db import OverlapViolation, Row, Tx
-from tidings.apps.desks.repository import DeskError, lock_desk, log, same_rooms
+from tidings.apps.desks.errors import DeskError
+from tidings.apps.desks.repository import lock_desk, log, same_rooms
 from tidings.bus.base import DeskChangeEvent as Change
 from tidings.store.base import now_ms
 

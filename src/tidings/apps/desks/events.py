@@ -12,7 +12,9 @@ from tidings.bus.base import DeskChangeEvent
 
 WORKSTATION_EVENTS = {"INSERT": "workstation_created", "UPDATE": "workstation_update",
                       "DELETE": "workstation_deleted"}
-TABLE_EVENTS = {"employees": "employee_update", "departments": "department_update"}
+TABLE_EVENTS = {"employees": "employee_update", "departments": "department_update",
+                "buildings": "building_update", "floors": "floor_update"}
+ACTIONS = {"INSERT": "created", "UPDATE": "updated", "DELETE": "deleted"}
 
 
 def floor_room(floor_id: int) -> str:
@@ -25,10 +27,11 @@ def department_room(department_id: int) -> str:
     return f"dept:{department_id}"
 
 
-def rooms_of(change: DeskChangeEvent) -> list[str]:
-    """Every room that showed the row before the change or shows it after."""
+def rooms_of(change: DeskChangeEvent, floors: list[int] | None = None) -> list[str]:
+    """Every room that showed the row before the change or shows it after (and
+    ``floors``: the floor maps an organisation row shows on)."""
     rooms: list[str] = []
-    for floor in (change.floor_id, change.old_floor_id):
+    for floor in (change.floor_id, change.old_floor_id, *(floors or ())):
         if floor is not None and floor_room(floor) not in rooms:
             rooms.append(floor_room(floor))
     for dept in (change.department_id, change.old_department_id):

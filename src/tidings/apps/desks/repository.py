@@ -13,20 +13,12 @@ from typing import Any
 
 import msgspec
 
+from tidings.apps.desks import organisation
 from tidings.apps.desks.db import Row, Tx
+from tidings.apps.desks.errors import DeskError
 from tidings.apps.desks.models import WorkstationCreate
 from tidings.bus.base import DeskChangeEvent as Change
 from tidings.store.base import now_ms
-
-
-class DeskError(Exception):
-    """A refused desk operation: an HTTP status, an error code and a message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def not_found(desk_id: int) -> DeskError:
@@ -35,15 +27,20 @@ def not_found(desk_id: int) -> DeskError:
 
 
 _SELECT = """
-SELECT w.id, w.name, w.department_id, d.name AS department, w.employee_id,
+SELECT w.id, w.name, w.workstation_id, w.department_id, d.name AS department,
+       d.color AS department_color, w.employee_id,
        e.name AS employee, w.x_position, w.y_position, w.width, w.height, w.status,
        w.equipment, w.notes, w.floor_id, w.floor_number, w.building, w.occupied_by,
+       COALESCE((SELECT oe.name FROM employees oe WHERE oe.user_id = w.occupied_by
+                 ORDER BY oe.id LIMIT 1), u.username) AS occupant_name,
        w.occupied_at, w.created_at, w.updated_at
 FROM workstations w
 LEFT JOIN departments d ON d.id = w.department_id
-LEFT JOIN employees e ON e.id = w.employee_id"""
+LEFT JOIN employees e ON e.id = w.employee_id
+LEFT JOIN users u ON u.id = w.occupied_by"""
 
-_LOCK = "SELECT id, status, floor_id, department_id, occupied_by FROM workstations WHERE id = $1"
+_LOCK = """SELECT id, status, floor_id, floor_number, building, department_id, occupied_by,
+                  workstation_id FROM workstations WHERE id = $1"""
 
 _LOG = """
 INSERT INTO workstation_logs (workstation_id, user_id, action, detail, created_at)
@@ -100,17 +97,6 @@ async def lock_desk(tx: Tx, desk_id: int) -> Row:
     return row
 
 
-async def _floor_fields(tx: Tx, floor_id: int | None) -> tuple[int | None, str | None]:
-    if floor_id is None:
-        return None, None
-    row = await tx.fetchrow("""SELECT f.number, b.name FROM floors f
-                               JOIN buildings b ON b.id = f.building_id WHERE f.id = $1""",
-                            floor_id)
-    if row is None:
-        raise DeskError(422, "INVALID_BODY", f"no floor {floor_id}")
-    return row["number"], row["name"]
-
-
 async def _check_links(tx: Tx, department_id: int | None, employee_id: int | None) -> None:
     if department_id is not None and await tx.fetchrow(
             "SELECT id FROM departments WHERE id = $1", department_id) is None:
@@ -125,30 +111,46 @@ async def log(tx: Tx, desk_id: int, user_id: int | None, action: str, detail: st
     await tx.fetch(_LOG, desk_id, user_id, action, detail, now_ms())
 
 
-async def create_workstation(tx: Tx, body: WorkstationCreate, user_id: int | None) -> Change:
-    """Insert a workstation."""
+async def _claim_id(tx: Tx, workstation_id: str, desk_id: int | None = None) -> None:
+    """409 if another desk has this business id."""
+    row = await tx.fetchrow("SELECT id FROM workstations WHERE workstation_id = $1",
+                            workstation_id)
+    if row is not None and row["id"] != desk_id:
+        raise DeskError(409, "WORKSTATION_ID_TAKEN",
+                        f"workstation_id {workstation_id!r} is desk {row['id']}'s: "
+                        "send another workstation_id")
+
+
+async def create_workstation(tx: Tx, body: WorkstationCreate,
+                             user_id: int | None) -> list[Change]:
+    """Insert a workstation (and the building/floor its seed columns name, if new);
+    the desk's change comes first."""
     await _check_links(tx, body.department_id, body.employee_id)
-    number, building = await _floor_fields(tx, body.floor_id)
+    floor_id, number, building, made = await organisation.locate(
+        tx, body.floor_id, body.floor_number, body.building)
+    workstation_id = body.workstation_id or body.name
+    await _claim_id(tx, workstation_id)
     now = now_ms()
     desk_id = await tx.fetchval(
         """INSERT INTO workstations (name, department_id, employee_id, x_position, y_position,
                width, height, status, equipment, notes, floor_id, floor_number, building,
-               created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+               created_at, updated_at, workstation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
            RETURNING id""",
         body.name, body.department_id, body.employee_id, body.x_position, body.y_position,
         body.width, body.height, body.status, json.dumps(body.equipment, ensure_ascii=False),
-        body.notes, body.floor_id, number, building, now)
+        body.notes, floor_id, number, building, now, workstation_id)
     await log(tx, desk_id, user_id, "create", body.name)
-    return Change("INSERT", desk_id, floor_id=body.floor_id, department_id=body.department_id)
+    return [Change("INSERT", desk_id, floor_id=floor_id, department_id=body.department_id,
+                   workstation_id=workstation_id), *made]
 
 
-_UPDATABLE = ("name", "x_position", "y_position", "width", "height", "floor_id",
+_UPDATABLE = ("name", "workstation_id", "x_position", "y_position", "width", "height", "floor_id",
               "department_id", "employee_id", "status", "equipment", "notes")
 
 
 async def update_workstation(tx: Tx, desk_id: int, changes: dict[str, Any],
-                             user_id: int | None) -> Change:
+                             user_id: int | None) -> list[Change]:
     """Apply ``changes`` (column → value). A desk with a live booking keeps its
     booking status: setting ``available`` by hand would orphan the booking."""
     before = await lock_desk(tx, desk_id)
@@ -158,9 +160,17 @@ async def update_workstation(tx: Tx, desk_id: int, changes: dict[str, Any],
                         f"workstation {desk_id} is {before['status']}: release it or cancel "
                         "its reservations first")
     await _check_links(tx, changes.get("department_id"), changes.get("employee_id"))
-    if "floor_id" in changes:
-        changes["floor_number"], changes["building"] = await _floor_fields(tx,
-                                                                            changes["floor_id"])
+    if "workstation_id" in changes:
+        await _claim_id(tx, changes["workstation_id"], desk_id)
+    made: list[Change] = []
+    if "floor_id" in changes or "floor_number" in changes or "building" in changes:
+        if "floor_id" in changes:  # an explicit floor (or 0: none) wins
+            where = (changes["floor_id"], changes.get("floor_number"), changes.get("building"))
+        else:  # the seed's columns: what is not given stays as it was
+            where = (None, changes.get("floor_number", before["floor_number"]),
+                     changes.get("building", before["building"]))
+        (changes["floor_id"], changes["floor_number"], changes["building"],
+         made) = await organisation.locate(tx, *where)
     changes["updated_at"] = now_ms()
     # Column names come from the fixed tuple above, never from the request.
     names = [c for c in (*_UPDATABLE, "floor_number", "building", "updated_at") if c in changes]
@@ -169,9 +179,11 @@ async def update_workstation(tx: Tx, desk_id: int, changes: dict[str, Any],
                    *(changes[c] for c in names))
     await log(tx, desk_id, user_id, "update",
               json.dumps({c: changes[c] for c in names if c != "updated_at"}, sort_keys=True))
-    return Change("UPDATE", desk_id, floor_id=changes.get("floor_id", before["floor_id"]),
-                  department_id=changes.get("department_id", before["department_id"]),
-                  old_floor_id=before["floor_id"], old_department_id=before["department_id"])
+    return [Change("UPDATE", desk_id, floor_id=changes.get("floor_id", before["floor_id"]),
+                   department_id=changes.get("department_id", before["department_id"]),
+                   old_floor_id=before["floor_id"], old_department_id=before["department_id"],
+                   workstation_id=changes.get("workstation_id", before["workstation_id"])),
+            *made]
 
 
 async def delete_workstation(tx: Tx, desk_id: int, user_id: int | None) -> Change:
@@ -180,7 +192,8 @@ async def delete_workstation(tx: Tx, desk_id: int, user_id: int | None) -> Chang
     await tx.fetch("DELETE FROM workstations WHERE id = $1", desk_id)
     await log(tx, desk_id, user_id, "delete")
     return Change("DELETE", desk_id, old_floor_id=before["floor_id"],
-                  old_department_id=before["department_id"])
+                  old_department_id=before["department_id"],
+                  workstation_id=before["workstation_id"])
 
 
 def same_rooms(op: str, row: Row) -> Change:
@@ -277,17 +290,19 @@ async def layout(tx: Tx) -> dict[str, list[Row]]:
     """Buildings, floors and departments: the frame of the map."""
     return {
         "buildings": await tx.fetch("SELECT id, name FROM buildings ORDER BY id"),
-        "floors": await tx.fetch("SELECT id, building_id, number, name, width, height "
+        "floors": await tx.fetch("SELECT id, building_id, number, number AS floor_number, "
+                                 "name, width, height "
                                  "FROM floors ORDER BY building_id, number"),
         "departments": await tx.fetch("SELECT id, name, color FROM departments ORDER BY id"),
     }
 
 
 async def row_of(tx: Tx, table: str, row_id: int) -> Row | None:
-    """An ``employees`` or ``departments`` row for a change event."""
-    if table == "employees":
-        return await tx.fetchrow("SELECT id, name, email, department_id, user_id "
-                                 "FROM employees WHERE id = $1", row_id)
-    if table == "departments":
-        return await tx.fetchrow("SELECT id, name, color FROM departments WHERE id = $1", row_id)
-    return None
+    """An organisation row for a change event (``None`` once deleted)."""
+    kind = organisation.KINDS.get(table)
+    if kind is None:
+        return None
+    try:
+        return organisation.org_json(kind, await organisation.get_row(tx, kind, row_id))
+    except DeskError:
+        return None

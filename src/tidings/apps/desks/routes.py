@@ -17,6 +17,7 @@ from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.apps.desks import bookings, repository
 from tidings.apps.desks.app import DeskApp
+from tidings.apps.desks.errors import DeskError
 from tidings.apps.desks.models import (
     STATUSES,
     OccupyRequest,
@@ -27,7 +28,8 @@ from tidings.apps.desks.models import (
     log_json,
     workstation_json,
 )
-from tidings.apps.desks.repository import DeskError, WorkstationFilter
+from tidings.apps.desks.repository import WorkstationFilter
+from tidings.apps.desks.roles import require_desk_admin
 
 DESKS: web.AppKey[DeskApp] = web.AppKey("desks", DeskApp)
 MAX_PAGE = 500
@@ -142,33 +144,33 @@ async def _respond(app: DeskApp, desk_id: int, changes: list[Any], status: int =
 
 
 async def create_workstation(request: web.Request) -> web.Response:
-    """``POST /api/workstations`` → 201 and the workstation."""
-    me = await authenticated(request)
+    """``POST /api/workstations`` → 201 and the workstation (desk admins only)."""
     app = _desks(request)
+    me = await require_desk_admin(request, app.settings)
     body = await read_json(request, WorkstationCreate)
     async with app.db.transaction() as tx:
-        change = await repository.create_workstation(tx, body, me.user_id)
+        changes = await repository.create_workstation(tx, body, me.user_id)
     app.monitor.count("status_updates")
-    return await _respond(app, change.id, [change], status=201)
+    return await _respond(app, changes[0].id, changes, status=201)
 
 
 async def update_workstation(request: web.Request) -> web.Response:
-    """``PUT /api/workstations/{id}``: change the fields given."""
-    me = await authenticated(request)
+    """``PUT /api/workstations/{id}``: change the fields given (desk admins only)."""
     app, desk_id = _desks(request), _desk_id(request)
+    me = await require_desk_admin(request, app.settings)
     changes = (await read_json(request, WorkstationUpdate)).changes()
     if not changes:
         raise ApiError(422, "INVALID_BODY", "nothing to change")
     async with app.db.transaction() as tx:
-        change = await repository.update_workstation(tx, desk_id, changes, me.user_id)
+        made = await repository.update_workstation(tx, desk_id, changes, me.user_id)
     app.monitor.count("status_updates")
-    return await _respond(app, desk_id, [change])
+    return await _respond(app, desk_id, made)
 
 
 async def delete_workstation(request: web.Request) -> web.Response:
-    """``DELETE /api/workstations/{id}`` → ``{"deleted": id}``."""
-    me = await authenticated(request)
+    """``DELETE /api/workstations/{id}`` → ``{"deleted": id}`` (desk admins only)."""
     app, desk_id = _desks(request), _desk_id(request)
+    me = await require_desk_admin(request, app.settings)
     async with app.db.transaction() as tx:
         change = await repository.delete_workstation(tx, desk_id, me.user_id)
     app.monitor.count("status_updates")
@@ -331,3 +333,6 @@ def add_routes(app: web.Application, desks: DeskApp) -> None:
     router.add_get("/api/map", floor_map)
     router.add_post("/api/database/sync", database_sync)
     router.add_get("/api/metrics", metrics_json)
+    from tidings.apps.desks.org import add_org_routes  # org.py imports DESKS from here
+
+    add_org_routes(app)
