@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
     workers: int = 1
+    # seed edges: CORS, connection caps (issue 15 items 7 and 9)
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 20_000
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 HELP: dict[str, str] = {
@@ -113,7 +118,19 @@ HELP: dict[str, str] = {
                     "users go offline, its connection slots free up)",
     "workers": "serve: start this many nodes sharing the port (SO_REUSEPORT); needs a "
                "redis:// or postgresql:// bus",
+    # seed edges: CORS, connection caps
+    "cors_origins": "Origins of pages on other sites that may call the REST API (/api/...) "
+                    "and open /socket.io (CORS; '*' = any); empty: same-site pages only",
+    "max_connections": "open sockets (/ws, /socket.io, editing) this node accepts in all; "
+                       "more are refused with 429 before the upgrade (0 = no cap)",
+    "max_connections_per_ip": "open sockets one client address may hold on this node; more "
+                              "are refused with 429 before the upgrade (0 = no cap)",
+    "trusted_proxies": "addresses or CIDRs of reverse proxies whose X-Forwarded-For names "
+                       "the client address (for max_connections_per_ip)",
 }
+
+
+_LIST_SETTINGS = ("cors_origins", "trusted_proxies")  # comma-separated in env vars and flags
 
 
 def _env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -131,7 +148,7 @@ def _split(name: str, raw: str) -> Any:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise ValueError(f"invalid setting: namespaces is not JSON: {exc}") from None
-    if name in ("allowed_origins", "admin_users"):
+    if name in ("allowed_origins", "admin_users") or name in _LIST_SETTINGS:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 
