@@ -250,3 +250,81 @@ async def test_ws_and_socketio_share_one_origin_rule(database_url: str, tmp_path
                     assert (r.status == 200) is allowed, (origin, r.status)
     finally:
         node.stop()
+
+
+# Connection caps (§2.2 ConnectionLimiter, §4.1 "连接数超限 → 429", seed 001 §6.1)
+
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+async def _refused(http: aiohttp.ClientSession, url: str, address: str, code: str,
+                   upgrade: bool = True) -> None:
+    headers = {"X-Forwarded-For": address, **(UPGRADE if upgrade else {})}
+    async with http.get(url, headers=headers) as r:
+        assert r.status == 429, (url, r.status)
+        assert r.headers["Retry-After"] == "5"
+        assert (await r.json())["error"]["code"] == code
+
+
+async def _open_slots(node: SeedNode, want: int) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            caps: dict[str, Any] = (await node.metrics_json())["connection_caps"]
+            if caps["open"] == want:
+                return caps
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_caps_refuse_with_429_before_the_upgrade(database_url: str, tmp_path: Path) -> None:
+    """3 sockets per node, 2 per address; 127.0.0.1 is a trusted proxy, so the test
+    speaks for several client addresses with X-Forwarded-For."""
+    node = SeedNode(database_url, tmp_path, {"TIDINGS_MAX_CONNECTIONS": "3",
+                                             "TIDINGS_MAX_CONNECTIONS_PER_IP": "2",
+                                             "TIDINGS_TRUSTED_PROXIES": "127.0.0.1/32"},
+                    demo=False)
+    ws, sio, editing = (node.url + "/ws", node.url + "/socket.io/?EIO=4&transport=polling",
+                        node.url + "/api/v1/ws/editing/es_0123456789abcdef")
+    try:
+        async with aiohttp.ClientSession() as http:
+            first = [await http.ws_connect(ws, headers={"X-Forwarded-For": "10.0.0.1"})
+                     for _ in range(2)]
+            await _refused(http, ws, "10.0.0.1", "TOO_MANY_CONNECTIONS_PER_IP")
+            await _refused(http, sio, "10.0.0.1", "TOO_MANY_CONNECTIONS_PER_IP", upgrade=False)
+            await _refused(http, editing, "10.0.0.1", "TOO_MANY_CONNECTIONS_PER_IP")
+            other = await http.ws_connect(ws, headers={"X-Forwarded-For": "10.0.0.2"})
+            await _refused(http, ws, "10.0.0.3", "TOO_MANY_CONNECTIONS")
+            await _refused(http, sio, "10.0.0.3", "TOO_MANY_CONNECTIONS", upgrade=False)
+            caps = await _open_slots(node, 3)
+            assert caps["refused"] == {"address": 3, "node": 2}
+            assert caps["max_connections"] == 3 and caps["max_connections_per_ip"] == 2
+            async with http.get(node.url + "/metrics") as r:
+                text = await r.text()
+            assert 'tidings_connections_refused_total{cap="address"} 3.0' in text
+            assert 'tidings_connections_refused_total{cap="node"} 2.0' in text
+            assert "tidings_connection_slots 3.0" in text
+
+            # A closed socket gives its slot back; a Socket.IO session holds one
+            # across its polling requests and upgrade, until it ends.
+            await first[0].close()
+            await _open_slots(node, 2)
+            vue = await SeedClient.start(node.url, {
+                "auth": {"token": node.tokens["alice"]},
+                "extraHeaders": {"X-Forwarded-For": "10.0.0.3"}})
+            try:
+                await vue.connected()
+                await _open_slots(node, 3)
+                await _refused(http, ws, "10.0.0.4", "TOO_MANY_CONNECTIONS")
+            finally:
+                await vue.close()
+            await _open_slots(node, 2)
+            # A request refused by its endpoint (no token) gives its slot back at once.
+            async with http.get(editing, headers=UPGRADE) as r:
+                assert r.status == 401
+            assert (await _open_slots(node, 2))["open"] == 2
+            for sock in (first[1], other):
+                await sock.close()
+            await _open_slots(node, 0)
+    finally:
+        node.stop()
