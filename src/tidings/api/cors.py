@@ -57,12 +57,13 @@ class Cors:
 
     async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Let a listed origin read every answer of ``/api/...``."""
-        origin = self._listed(request)
-        if origin is None:
+        if not self.origins or not request.path.startswith(_PREFIX):
             return
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-        response.headers.add("Vary", "Origin")
+        response.headers.add("Vary", "Origin")  # a cache must not serve one to another
+        origin = self._listed(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
 
 
 def add_cors(app: web.Application, origins: list[str]) -> None:

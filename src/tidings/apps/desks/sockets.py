@@ -4,7 +4,10 @@ app), so the seed's Vue client with ``socket.io-client`` v4 connects unchanged.
 A client authenticates in the handshake — ``io(url, {auth: {token}})``, or
 ``?token=`` / ``Authorization: Bearer`` — and joins rooms either in the same
 ``auth`` object (``floor``, ``dept``) or later with ``socket.emit("join", {floor: 3})``.
-The node emits desk events only to the rooms they concern.
+The node emits desk events only to the rooms they concern. A client may occupy and
+release desks with §2.2.2's ``workstation_occupy`` / ``workstation_release``
+(:mod:`tidings.apps.desks.occupancy`). Each engine.io session holds one slot of the
+node's connection caps (:mod:`tidings.gateway.caps`) from its handshake to its end.
 """
 
 from __future__ import annotations
