@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -65,6 +65,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workers: int = 1
     # desk map roles (seed 000, issue 15)
     desk_admins: list[str] = msgspec.field(default_factory=list)
+    # seed edges: CORS, connection caps (issue 15 items 7 and 9)
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 20_000
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 HELP: dict[str, str] = {
@@ -118,7 +123,21 @@ HELP: dict[str, str] = {
     "desk_admins": "usernames allowed to create, edit and delete desks and the organisation "
                    "(comma-separated in TIDINGS_DESK_ADMINS); empty: every authenticated "
                    "user may; tokens with the admin scope always may",
+    # seed edges: CORS, connection caps
+    "cors_origins": "Origins of pages on other sites that may call the REST API (/api/...) "
+                    "and open /socket.io (CORS; '*' = any); empty: same-site pages only",
+    "max_connections": "open sockets (/ws, /socket.io, editing) this node accepts in all; "
+                       "more are refused with 429 before the upgrade (0 = no cap)",
+    "max_connections_per_ip": "open sockets one client address may hold on this node; more "
+                              "are refused with 429 before the upgrade (0 = no cap)",
+    "trusted_proxies": "addresses or CIDRs of reverse proxies whose X-Forwarded-For names "
+                       "the client address (for max_connections_per_ip)",
 }
+
+
+# comma-separated in env vars and flags
+_LIST_SETTINGS = ("allowed_origins", "admin_users", "desk_admins", "cors_origins",
+                  "trusted_proxies")
 
 
 def _env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -136,7 +155,7 @@ def _split(name: str, raw: str) -> Any:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise ValueError(f"invalid setting: namespaces is not JSON: {exc}") from None
-    if name in ("allowed_origins", "admin_users", "desk_admins"):
+    if name in _LIST_SETTINGS:
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 

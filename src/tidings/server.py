@@ -12,6 +12,7 @@ from aiohttp import web
 
 from tidings.api import users
 from tidings.api.cluster import add_cluster_routes
+from tidings.api.cors import add_cors
 from tidings.api.errors import (
     BODY_TIMEOUT,
     MAX_BODY_BYTES,
@@ -31,6 +32,7 @@ from tidings.channels.routes import add_channel_routes
 from tidings.cluster import open_registry
 from tidings.cluster.membership import Membership
 from tidings.config import Settings
+from tidings.gateway.caps import ConnectionCaps
 from tidings.gateway.websocket import Gateway
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
@@ -85,12 +87,15 @@ class Server:
             self.hub.listeners.append(self.editing.on_bus_event)
             self.revocations.listeners.append(self.editing.sockets.close_tokens)
         self.tls = tls_context(settings)  # before anything listens: a bad file stops here
+        self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
+                                   settings.trusted_proxies, self.metrics.registry)
         self.desks: DeskApp | None = None
         if self.editing is not None:  # the desk map needs SQL tables too
             self.desks = DeskApp(settings, self.bus, self.service.auth, self.metrics,
                                  self.broker)
             self.hub.listeners.append(self.desks.on_bus_event)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
+            self.desks.monitor.caps = self.caps
         self.traffic = TrafficMonitor(self.metrics)
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
@@ -105,6 +110,8 @@ class Server:
         app[BODY_TIMEOUT] = self.settings.idle_timeout
         app[STARTED] = time.monotonic()
         add_security_headers(app, tls=self.tls is not None)
+        app.middlewares.append(self.caps.middleware())  # before any socket is upgraded
+        add_cors(app, self.settings.cors_origins)
         app.router.add_get("/ws", self.gateway.handle)
         add_routes(app)
         app[RATE_LIMITER] = HttpRateLimiter(self.settings.http_rate_limit,

@@ -12,12 +12,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from tidings.api.errors import ApiError
+from tidings.gateway.caps import Lease, claim
 from tidings.gateway.connection import Connection
+from tidings.gateway.origins import origin_allowed
 from tidings.gateway.wire import WsPeer
 from tidings.hub.chat import ChatService
 from tidings.protocol.codec import Frame, ProtocolError, decode_frame, decode_payload
@@ -35,23 +36,6 @@ log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[Connection, int, Any], Awaitable[None]]
 """Handles one decoded client frame: (connection, seq, payload)."""
-
-
-def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
-    """Browsers send Origin; a page from another site may open /ws only if listed.
-
-    Origins compare without case and without a trailing slash (a listed
-    ``https://Chat.example.com/`` matches the ``https://chat.example.com`` browsers send).
-    """
-    if not origin or "*" in allowed:
-        return True
-    if _origin_key(origin) in {_origin_key(a) for a in allowed}:
-        return True
-    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
-
-
-def _origin_key(origin: str) -> str:
-    return origin.strip().rstrip("/").lower()
 
 
 class Gateway:
@@ -134,12 +118,13 @@ class Gateway:
         self.connections.add(conn)
         # A task of its own, so that aiohttp's request, its tasks and the middleware
         # frames end here rather than live as long as the socket.
-        task = conn.reader = asyncio.get_running_loop().create_task(self._run(peer, conn))
+        task = conn.reader = asyncio.get_running_loop().create_task(
+            self._run(peer, conn, claim(request)))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
         return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
 
-    async def _run(self, peer: WsPeer, conn: Connection) -> None:
+    async def _run(self, peer: WsPeer, conn: Connection, lease: Lease) -> None:
         reader = asyncio.current_task()
         try:
             await self._serve(peer, conn)
@@ -158,6 +143,7 @@ class Gateway:
                     reader.uncancel()
                 conn.close(conn.expiry, conn.expiry_reason or conn.expiry.name.lower())
             self.connections.discard(conn)
+            lease.release()  # the connection cap's slot (gateway/caps.py)
             if not conn.closed:
                 conn.close(peer.close_code or CloseCode.NORMAL)
             self.service.metrics.disconnects.labels(str(conn.close_code)).inc()

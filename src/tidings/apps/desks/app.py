@@ -26,6 +26,7 @@ from tidings.apps.desks.events import ACTIONS, event_type, message, rooms_of
 from tidings.apps.desks.feed import ChangeFeed
 from tidings.apps.desks.models import workstation_json
 from tidings.apps.desks.monitoring import DeskMonitor
+from tidings.apps.desks.occupancy import Occupancy
 from tidings.apps.desks.sockets import DeskSockets
 from tidings.auth import Authenticator
 from tidings.bus.base import Bus, DeskChangeEvent, Event
@@ -52,8 +53,10 @@ class DeskApp:
         self.monitor = DeskMonitor(metrics.registry)
         self.cache = DeskCache(settings.cache_url, settings.cache_ttl) \
             if settings.cache_url else None
-        self.sockets = DeskSockets(auth, settings.allowed_origins, self.find_department,
+        self.sockets = DeskSockets(auth, settings.allowed_origins + settings.cors_origins,
+                                   self.find_department,
                                    self.monitor)
+        self.sockets.serve_occupancy(Occupancy(self))  # §2.2.2 over Socket.IO
         self.feed = ChangeFeed(settings.database_url, self.on_change, self._on_gap) \
             if self.db.dialect == "postgres" else None
         self._changes: asyncio.Queue[DeskChangeEvent] = asyncio.Queue(_QUEUE_LIMIT)

@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tidings.api.errors import ApiError
+from tidings.gateway.caps import ConnectionCaps
 
 WINDOW_SECONDS = 60.0
 _MAX_SAMPLES = 200_000  # bounds memory under any request rate
@@ -76,6 +77,7 @@ class DeskMonitor:
         self.db_pool_size = Gauge("tidings_desks_db_pool_size",
                                   "Desk database connections open", registry=r)
         self.in_flight = 0
+        self.caps: ConnectionCaps | None = None  # the node's connection caps (server.py)
         self._latency = _Window()
         self._errors = _Window()
         self._business = {kind: _Window() for kind in BUSINESS}
@@ -158,4 +160,5 @@ class DeskMonitor:
             "business_per_minute": {kind: len(self._business[kind].values())
                                     for kind in BUSINESS},
             "status": status,
+            "connection_caps": self.caps.snapshot() if self.caps is not None else None,
         }

@@ -4,7 +4,10 @@ app), so the seed's Vue client with ``socket.io-client`` v4 connects unchanged.
 A client authenticates in the handshake — ``io(url, {auth: {token}})``, or
 ``?token=`` / ``Authorization: Bearer`` — and joins rooms either in the same
 ``auth`` object (``floor``, ``dept``) or later with ``socket.emit("join", {floor: 3})``.
-The node emits desk events only to the rooms they concern.
+The node emits desk events only to the rooms they concern. A client may occupy and
+release desks with §2.2.2's ``workstation_occupy`` / ``workstation_release``
+(:mod:`tidings.apps.desks.occupancy`). Each engine.io session holds one slot of the
+node's connection caps (:mod:`tidings.gateway.caps`) from its handshake to its end.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from aiohttp import web
 
 from tidings.apps.desks.events import department_room, floor_room, message
 from tidings.apps.desks.monitoring import DeskMonitor
+from tidings.apps.desks.occupancy import Occupancy
 from tidings.auth import Authenticator, AuthError
+from tidings.gateway.caps import Lease, claim
+from tidings.gateway.origins import origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +43,10 @@ class RoomError(ValueError):
 
 
 def _origin_rule(allowed: list[str]) -> Callable[[str | None, dict[str, Any]], bool]:
-    """The core's Origin rule (docs/protocol.md): same host and port as ``Host``, no
-    Origin at all, or one listed in ``allowed_origins`` (``*`` = any)."""
+    """The core's Origin rule (:mod:`tidings.gateway.origins`, the same function as
+    ``/ws``): same host and port as ``Host``, no Origin at all, or one listed."""
     def allow(origin: str | None, environ: dict[str, Any]) -> bool:
-        if not origin or "*" in allowed or origin in allowed:
-            return True
-        return urllib.parse.urlsplit(origin).netloc.lower() == \
-            str(environ.get("HTTP_HOST", "")).lower()
+        return origin_allowed(origin, environ.get("HTTP_HOST"), allowed)
     return allow
 
 
@@ -71,6 +74,35 @@ class DeskSockets:
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("join", self._join)
         self.sio.on("leave", self._leave)
+        self._occupancy: Occupancy | None = None
+        self._leases: dict[str, Lease] = {}  # engine.io sid → its connection-cap slot
+        self._eio_connect = self.sio.eio.handlers["connect"]
+        self._eio_disconnect = self.sio.eio.handlers["disconnect"]
+        self.sio.eio.on("connect", self._session_opened)
+        self.sio.eio.on("disconnect", self._session_closed)
+
+    def serve_occupancy(self, occupancy: Occupancy) -> None:
+        """Answer §2.2.2's ``workstation_occupy`` and ``workstation_release``."""
+        self._occupancy = occupancy
+        self.sio.on("workstation_occupy", self._occupy)
+        self.sio.on("workstation_release", self._release)
+
+    async def _session_opened(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        """An engine.io session began: it holds the cap's slot its handshake took
+        (gateway/caps.py) until it ends, across polling requests and the upgrade."""
+        answer = await self._eio_connect(eio_sid, environ)
+        request = environ.get("aiohttp.request")
+        if answer in (None, True) and isinstance(request, web.Request):
+            self._leases[eio_sid] = claim(request)
+        return answer
+
+    async def _session_closed(self, eio_sid: str, reason: Any) -> None:
+        try:
+            await self._eio_disconnect(eio_sid, reason)
+        finally:
+            lease = self._leases.pop(eio_sid, None)
+            if lease is not None:
+                lease.release()
 
     def attach(self, app: web.Application) -> None:
         """Serve ``/socket.io/`` on ``app``."""
@@ -152,6 +184,22 @@ class DeskSockets:
             return {"ok": True, "rooms": await self._enter(sid, data)}
         except RoomError as exc:
             return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+
+    async def _occupy(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """``workstation_occupy`` → ack (and ``occupy_result`` event) as in §2.2.2."""
+        assert self._occupancy is not None
+        session = await self.sio.get_session(sid)
+        result = await self._occupancy.occupy(int(session["user_id"]), data)
+        await self.sio.emit("occupy_result", result, to=sid)
+        return result
+
+    async def _release(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """``workstation_release`` → ack (and ``release_result`` event), same shape."""
+        assert self._occupancy is not None
+        session = await self.sio.get_session(sid)
+        result = await self._occupancy.release(int(session["user_id"]), data)
+        await self.sio.emit("release_result", result, to=sid)
+        return result
 
     async def _leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         """``leave`` → ack like ``join``."""

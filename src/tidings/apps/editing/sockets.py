@@ -26,7 +26,7 @@ from tidings.apps.editing.models import Session
 from tidings.apps.editing.service import EditingService
 from tidings.auth import Authenticator, AuthError, Identity
 from tidings.bus.base import EditingEvent
-from tidings.gateway.websocket import origin_allowed
+from tidings.gateway.origins import origin_allowed
 from tidings.protocol.codes import CloseCode
 from tidings.protocol.codes import EditingErrorCode as Code
 from tidings.protocol.codes import EditingEventType as Ev
