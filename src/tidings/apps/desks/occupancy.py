@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from tidings.apps.desks import bookings, repository
 from tidings.apps.desks.bookings import MAX_BOOKING_MS
 from tidings.apps.desks.db import Tx
+from tidings.apps.desks.errors import DeskError
 from tidings.apps.desks.models import iso
-from tidings.apps.desks.repository import DeskError
 from tidings.store.base import now_ms
 
 if TYPE_CHECKING:
