@@ -40,7 +40,8 @@ export const useLive = defineStore("live", {
         this.reason = "";
         this.transport = socket?.io.engine.transport.name ?? "";
         socket?.io.engine.on("upgrade", (t: { name: string }) => { this.transport = t.name; });
-        plan.loadFloor().catch((err) => { plan.error = words(err); });
+        // Whatever changed while away: the shown floor again over REST.
+        if (plan.floorId !== null) plan.loadFloor().catch((err) => { plan.error = words(err); });
       });
       socket.on("disconnect", (reason: string) => {
         this.connected = false;
