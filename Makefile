@@ -45,7 +45,11 @@ test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 	cd $(JS) && TIDINGS_BIN=$(abspath $(BIN))/tidings \
 		node --experimental-websocket --test --test-concurrency=1 test/*.test.js
 
+# Without npm, serve goes on without the desk map (/desks/ then says how to build it).
+NO_NPM = echo "make: npm not found: the desk map app (/desks/) is not built; install Node >= 20 and npm" >&2
+
 $(DESKMAP)/node_modules/.package-lock.json: $(DESKMAP)/package.json $(DESKMAP)/package-lock.json
+	@command -v npm >/dev/null || { $(NO_NPM); exit 0; }
 	cd $(DESKMAP) && npm ci --no-audit --no-fund --loglevel=error
 
 ## desk-map: build the desk map app (clients/desk-map, Vue 3 + Vite) into the package,
@@ -53,6 +57,7 @@ $(DESKMAP)/node_modules/.package-lock.json: $(DESKMAP)/package.json $(DESKMAP)/p
 desk-map: $(DESKMAP_BUILT)
 
 $(DESKMAP_BUILT): $(DESKMAP)/node_modules/.package-lock.json $(DESKMAP_SRC)
+	@command -v npm >/dev/null || { $(NO_NPM); exit 0; }
 	cd $(DESKMAP) && npm run --silent build -- --logLevel warn
 
 ## lint: ruff and mypy; the desk map app's type-check (vue-tsc) and linter (eslint)
