@@ -102,6 +102,22 @@ async def test_a_desk_admin_places_moves_edits_and_deletes_a_desk_seen_live(
     await wait_for(bob, f"Number(document.querySelector('#map .desk[data-id=\"{new_id}\"] .body')"
                         f".getAttribute('x')) > {x0 + 20}", timeout=5)
 
+    # Resize it by its corner handle, and nudge it with the keyboard.
+    width = f"Number(document.querySelector('#map .desk[data-id=\"{new_id}\"] .body')" \
+            ".getAttribute('width'))"
+    w0 = await bob.run(width)
+    await drag(root, f"#map .desk[data-id=\"{new_id}\"] .handle", 40, 0)
+    await wait_for(root, f"{text('plan-note')} === 'Desk resized.'")
+    await wait_for(bob, f"{width} > {w0}", timeout=5)
+    x1 = float(await bob.run(f"document.querySelector('#map .desk[data-id=\"{new_id}\"] .body')"
+                             ".getAttribute('x')"))
+    await root.run(f"""const g = document.querySelector('#map .desk[data-id="{new_id}"]');
+        g.focus();
+        g.dispatchEvent(new KeyboardEvent('keydown', {{key: 'ArrowDown', bubbles: true}}));
+        g.dispatchEvent(new KeyboardEvent('keydown', {{key: 'ArrowRight', bubbles: true}}));""")
+    await wait_for(bob, f"Number(document.querySelector('#map .desk[data-id=\"{new_id}\"] .body')"
+                        f".getAttribute('x')) === {x1 + 10}", timeout=5)
+
     # Rename it in the details' editor.
     await wait_for(root, "document.getElementById('desk-editor') !== null")
     await root.run("""const n = document.getElementById('edit-name'); n.value = 'Window seat';
@@ -120,6 +136,13 @@ async def test_a_desk_admin_places_moves_edits_and_deletes_a_desk_seen_live(
     await wait_for(root, f"{text('org-message')}.includes('Research added')")
     await wait_for(bob, "[...document.querySelectorAll('#dept option')]"
                         ".some((o) => o.textContent === 'Research')", timeout=5)
+
+    # Rename the floor: bob's floor picker follows.
+    await root.run("""const f = document.querySelector('#org-admin input[id^=floor-name-]');
+        f.value = 'Ground floor'; f.dispatchEvent(new Event('input', {bubbles: true}));
+        f.form.requestSubmit();""")
+    await wait_for(bob, "[...document.querySelectorAll('#floor option')]"
+                        ".some((o) => o.textContent.includes('Ground floor'))", timeout=5)
 
     # Delete the desk: gone from bob's plan.
     await root.run(f"""window.confirm = () => true;
