@@ -148,6 +148,7 @@ async def test_two_people_book_desks_and_see_each_other_live(
         f.dispatchEvent(new Event('change', {bubbles: true}));""")
     await wait_for(alice, "[...document.querySelectorAll('#map .desk')].every((g) => "
                           "Number(g.dataset.id) > 36)")
+    await alice.run("document.activeElement?.blur()")
     await screenshot(alice, "desk-map", tmp_path)
     # No non-admin sees administration.
     assert await bob.run("document.getElementById('edit-mode') === null")
