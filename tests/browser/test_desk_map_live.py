@@ -101,6 +101,12 @@ async def test_the_monitoring_panel_moves_with_traffic(
     await wait_for(root, "document.querySelector('#m-throughput polyline')"
                          ".getAttribute('points').split(' ').length >= 3", timeout=15)
     await screenshot(root, "desk-map-monitoring", tmp_path)
+    # Its address opened directly: the panel for root, the plan for bob.
+    await root.goto(node.http_url + "/desks/monitor")
+    await wait_for(root, "document.querySelectorAll('.line-chart').length === 10")
+    await bob.goto(node.http_url + "/desks/monitor")
+    await wait_for(bob, "location.pathname === '/desks/' && "
+                        "document.querySelectorAll('#map .desk').length > 0")
     assert unexpected(root.errors) == []
     assert unexpected(bob.errors) == []
 

@@ -16,6 +16,8 @@ export const router = createRouter({
 router.beforeEach(async (to) => {
   const session = useSession();
   if (to.name !== "login" && !session.loggedIn) return { name: "login" };
+  // A page opened at /desks/monitor: know the user's rights before deciding.
+  if (session.loggedIn) await session.ensureRights().catch(() => undefined);
   if (to.name === "monitor" && !session.mayMonitor) return { name: "plan" };
   return true;
 });

@@ -5,6 +5,9 @@ import { defineStore } from "pinia";
 import { ApiFailure, api, setToken } from "@/api";
 import type { Me } from "@/types";
 
+// The one pending check of the user's rights, shared by the router guard and the app.
+let checking: Promise<void> | null = null;
+
 const KEY = "tidings.desks";
 
 interface Saved { token: string; userId: number; username: string }
@@ -25,6 +28,8 @@ export const useSession = defineStore("session", {
     operator: false,
     /** False until /api/v1/desks/me answered (404: a node without the org API). */
     orgApi: false,
+    /** True once the rights of the logged-in user were asked for. */
+    checked: false,
     message: "",
   }),
   getters: {
@@ -43,7 +48,17 @@ export const useSession = defineStore("session", {
       this.saved = { token: answer.token, userId: answer.user_id, username };
       sessionStorage.setItem(KEY, JSON.stringify(this.saved));
       this.message = "";
-      await this.loadRights();
+      this.checked = true;
+      checking = this.loadRights();
+      await checking;
+    },
+    /** Ask for the user's rights once (again after a login); every caller awaits it. */
+    ensureRights(): Promise<void> {
+      if (!this.checked || checking === null) {
+        this.checked = true;
+        checking = this.loadRights();
+      }
+      return checking;
     },
     async loadRights(): Promise<void> {
       setToken(this.saved?.token ?? null);
@@ -69,6 +84,7 @@ export const useSession = defineStore("session", {
       this.saved = null;
       this.deskAdmin = false;
       this.operator = false;
+      this.checked = false;
       this.message = message;
       sessionStorage.removeItem(KEY);
       setToken(null);
