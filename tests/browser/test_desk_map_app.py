@@ -47,7 +47,7 @@ async def test_two_people_book_desks_and_see_each_other_live(
         pg_node: tuple[PostgresServer, str, RunningServer], new_tab: NewTab,
         tmp_path: Path) -> None:
     postgres, name, node = pg_node
-    await load_demo(node.node.desks.db, floors=2, desks_per_floor=36)
+    await load_demo(node.node.desks.db, floors=2, desks_per_floor=100)  # the CLI's default
     await settle(node)
     alice_id, alice_token = await node.new_user("alice")
     bob_id, bob_token = await node.new_user("bob")
@@ -147,7 +147,7 @@ async def test_two_people_book_desks_and_see_each_other_live(
     await alice.run("""const f = document.getElementById('floor'); f.selectedIndex = 1;
         f.dispatchEvent(new Event('change', {bubbles: true}));""")
     await wait_for(alice, "[...document.querySelectorAll('#map .desk')].every((g) => "
-                          "Number(g.dataset.id) > 36)")
+                          "Number(g.dataset.id) > 100)")
     await alice.run("document.activeElement?.blur()")
     await screenshot(alice, "desk-map", tmp_path)
     # No non-admin sees administration.
