@@ -5,8 +5,13 @@ BIN     = $(VENV)/bin
 ARGS   ?=
 
 JS      = clients/js
+DESKMAP = clients/desk-map
+# The desk map app's build (served at /desks/), remade when a source changes.
+DESKMAP_BUILT = src/tidings/web/desk_map/index.html
+DESKMAP_SRC   = $(shell find $(DESKMAP)/src -type f 2>/dev/null) $(DESKMAP)/index.html \
+                $(DESKMAP)/vite.config.ts $(DESKMAP)/tsconfig.json
 
-.PHONY: serve test test-js lint check clean
+.PHONY: serve test test-js lint check clean desk-map
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +25,14 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## serve: create the venv, install, and serve on 127.0.0.1:8443 (SQLite ./tidings.db)
-serve: $(VENV)/.installed
+## serve: create the venv, install, build the desk map app, and serve on 127.0.0.1:8443
+##        (SQLite ./tidings.db)
+serve: $(VENV)/.installed $(DESKMAP_BUILT)
 	$(BIN)/tidings serve $(ARGS)
 
 ## test: install dev dependencies and the binaries tests need, run the whole suite
 ##       (pytest, then the JavaScript client's tests under Node's test runner)
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(DESKMAP_BUILT)
 	scripts/test-deps
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(ARGS)
 	$(MAKE) test-js
@@ -39,10 +45,26 @@ test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 	cd $(JS) && TIDINGS_BIN=$(abspath $(BIN))/tidings \
 		node --experimental-websocket --test --test-concurrency=1 test/*.test.js
 
-## lint: ruff and mypy
-lint: $(VENV)/.dev
+# Without npm, serve goes on without the desk map (/desks/ then says how to build it).
+NO_NPM = echo "make: npm not found: the desk map app (/desks/) is not built; install Node >= 20 and npm" >&2
+
+$(DESKMAP)/node_modules/.package-lock.json: $(DESKMAP)/package.json $(DESKMAP)/package-lock.json
+	@command -v npm >/dev/null || { $(NO_NPM); exit 0; }
+	cd $(DESKMAP) && npm ci --no-audit --no-fund --loglevel=error
+
+## desk-map: build the desk map app (clients/desk-map, Vue 3 + Vite) into the package,
+##           where Tidings serves it at /desks/ (Node >= 20 and npm; see docs/web.md)
+desk-map: $(DESKMAP_BUILT)
+
+$(DESKMAP_BUILT): $(DESKMAP)/node_modules/.package-lock.json $(DESKMAP_SRC)
+	@command -v npm >/dev/null || { $(NO_NPM); exit 0; }
+	cd $(DESKMAP) && npm run --silent build -- --logLevel warn
+
+## lint: ruff and mypy; the desk map app's type-check (vue-tsc) and linter (eslint)
+lint: $(VENV)/.dev $(DESKMAP)/node_modules/.package-lock.json
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	cd $(DESKMAP) && npm run --silent typecheck && npm run --silent lint
 
 check: lint test
 
@@ -66,7 +88,8 @@ fuzz: $(VENV)/.dev
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/property -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules \
+		$(DESKMAP)/node_modules src/tidings/web/desk_map
 
 .PHONY: bench bench-quick
 ## bench: every benchmark scenario against every peer, 3 repetitions (about 65 min); writes

@@ -41,7 +41,7 @@ from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
 from tidings.store import open_store
-from tidings.web import admin, pages
+from tidings.web import admin, desk_map_app, pages
 from tidings.web.traffic import TrafficMonitor
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class Server:
         users.add_routes(app)
         admin.add_routes(app, self.settings, self.traffic)
         pages.add_routes(app)
+        desk_map_app.add_routes(app)
         add_cluster_routes(app)
         if self.settings.test_endpoints:
             from tidings.gateway.echo import add_test_routes

@@ -1,4 +1,4 @@
-"""The login view the chat, desk map and editing pages share (``wireLogin`` in
+"""The login view the chat and editing pages share (``wireLogin`` in
 common.js), in real Chromium: a refusal is shown and stores nothing; registering logs
 in, keeps the session under the page's own key and survives a reload."""
 
@@ -13,7 +13,6 @@ __all__ = ["new_tab"]
 
 PAGES = {  # path: (sessionStorage key, the view shown once logged in)
     "/demo/chat": ("tidings.chat", "chat-view"),
-    "/demo/desks": ("tidings.desks", "desks-view"),
     "/demo/editing": ("tidings.editing", "editing-view"),
 }
 
@@ -51,6 +50,5 @@ async def test_the_login_form_refuses_then_registers_and_keeps_the_session(
     await tab.goto(node.http_url + path)  # the stored session logs in again
     await wait_for(tab, f"!document.getElementById('{view}').hidden")
     assert await tab.run(f"{stored}.token") == session["token"]
-    # Chromium logs refused requests itself: the refused login, and the desk map's
-    # GET /api/map on a node without desks.
+    # Chromium logs refused requests itself: the refused login.
     assert [e for e in tab.errors if "the server responded with a status of 4" not in e] == []

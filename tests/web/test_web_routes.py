@@ -32,7 +32,7 @@ async def get(node: RunningServer, path: str, token: str | None = None):
 
 
 async def test_pages_are_html_with_a_strict_content_security_policy(node):
-    for path in ("/", "/demo/chat", "/demo/editing"):
+    for path in ("/", "/demo/chat", "/demo/editing"):  # the desk map: test_desk_map_app.py
         async with await get(node, path) as r:
             assert r.status == 200
             assert r.content_type == "text/html"

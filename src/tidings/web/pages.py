@@ -21,8 +21,8 @@ PAGES = HERE / "pages"
 _ASSET = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
 # The page routes and their files; a demo joins this table when its API lands.
-ROUTES = {"/": "dashboard.html", "/demo/chat": "chat.html", "/demo/desks": "desks.html",
-          "/demo/editing": "editing.html"}
+# The desk map is an app of its own (desk_map_app.py, at /desks/).
+ROUTES = {"/": "dashboard.html", "/demo/chat": "chat.html", "/demo/editing": "editing.html"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -33,10 +33,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
-          ".svg": "image/svg+xml", ".png": "image/png"}
+          ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 
 
-def _file_response(path: Path) -> web.FileResponse:
+def file_response(path: Path) -> web.FileResponse:
     response = web.FileResponse(path, headers=SECURITY_HEADERS)
     response.content_type = _TYPES.get(path.suffix, "application/octet-stream")
     return response
@@ -45,7 +45,7 @@ def _file_response(path: Path) -> web.FileResponse:
 def _page(filename: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         """One HTML page."""
-        return _file_response(PAGES / filename)
+        return file_response(PAGES / filename)
 
     return handler
 
@@ -57,7 +57,7 @@ async def asset(request: web.Request) -> web.StreamResponse:
     path = (STATIC / name).resolve() if _ASSET.match(name) else None
     if path is None or not path.is_file():
         raise web.HTTPNotFound()
-    return _file_response(path)
+    return file_response(path)
 
 
 def add_routes(app: web.Application) -> None:

@@ -68,11 +68,13 @@ class DeskApp:
 
     def attach(self, app: web.Application) -> None:
         """Add the routes, the Socket.IO endpoint and the timing middleware."""
+        from tidings.apps.desks import layouts
         from tidings.apps.desks.routes import add_routes
 
         app.middlewares.append(self.monitor.middleware())
         self.sockets.attach(app)
         add_routes(app, self)
+        layouts.add_routes(app, self.db)
 
     async def start(self) -> None:
         """Start delivering changes (and LISTEN on PostgreSQL)."""

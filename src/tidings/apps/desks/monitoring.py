@@ -22,8 +22,15 @@ from tidings.gateway.caps import ConnectionCaps
 WINDOW_SECONDS = 60.0
 _MAX_SAMPLES = 200_000  # bounds memory under any request rate
 BUSINESS = ("queries", "bookings", "status_updates")
-# Long-lived upgrades would count as one very slow request each.
+# Long-lived connections would count as one very slow request each: the hub's /ws and
+# Socket.IO (counted by their own servers) by path, any other WebSocket (the editing
+# sessions' /api/v1/ws/editing/…) by its Upgrade header.
 _UNTIMED_PREFIXES = ("/ws", "/socket.io")
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    """A WebSocket handshake (``Upgrade: websocket``), whatever its path."""
+    return request.headers.get("Upgrade", "").strip().lower() == "websocket"
 
 
 class _Window:
@@ -78,6 +85,8 @@ class DeskMonitor:
                                   "Desk database connections open", registry=r)
         self.in_flight = 0
         self.caps: ConnectionCaps | None = None  # the node's connection caps (server.py)
+        #: WebSockets open outside /ws and /socket.io (not HTTP requests in flight)
+        self.other_websockets = 0
         self._latency = _Window()
         self._errors = _Window()
         self._business = {kind: _Window() for kind in BUSINESS}
@@ -114,6 +123,12 @@ class DeskMonitor:
                         Awaitable[web.StreamResponse]]) -> web.StreamResponse:
             if request.path.startswith(_UNTIMED_PREFIXES):
                 return await handler(request)
+            if is_websocket_upgrade(request):
+                self.other_websockets += 1
+                try:
+                    return await handler(request)
+                finally:
+                    self.other_websockets -= 1
             start = time.perf_counter()
             self.in_flight += 1
             status = 500
@@ -140,6 +155,7 @@ class DeskMonitor:
         errors = self._errors.values()
         self.db_pool_in_use.set(pool["in_use"])
         self.db_pool_size.set(pool["size"])
+        websocket += self.other_websockets
         return {
             "window_seconds": WINDOW_SECONDS,
             "connections": {"active": websocket + socketio + self.in_flight,
