@@ -1,12 +1,7 @@
 """Desk administration in the desk map app, in real Chromium: a desk admin places a desk
 on the plan, drags it, renames it, adds a department and deletes the desk, and a second
-person's plan follows each step live.
-
-NEEDS THE ORGANISATION API (ORG_API.md: ``GET /api/v1/desks/me``, ``/api/v1/org/…`` and
-the ``department_update`` event), built on the seeds-desks branch. On a node without it
-``/api/v1/desks/me`` answers 404 and this test skips, saying so; it must run (and pass)
-once that branch is merged. It assumes the node's operator (``admin_users``) is a desk
-admin; if the back end grants the right otherwise, adjust ``node`` below."""
+person's plan follows each step live; a user who is not a desk admin sees no admin
+control."""
 
 from __future__ import annotations
 
@@ -29,9 +24,9 @@ __all__ = ["desk_map_built", "new_tab"]
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A node on SQLite with the demo building, whose operator "root" is a desk admin."""
+    """A node on SQLite with the demo building, where "root" alone is a desk admin."""
     server = await RunningServer(f"sqlite:///{tmp_path / 'desks.db'}",
-                                 admin_users=["root"]).start()
+                                 desk_admins=["root"]).start()
     try:
         await load_demo(server.node.desks.db, floors=1, desks_per_floor=24)
         await settle(server)
@@ -70,8 +65,6 @@ async def test_a_desk_admin_places_moves_edits_and_deletes_a_desk_seen_live(
     root_id, root_token = await node.new_user("root")
     bob_id, bob_token = await node.new_user("bob")
     status, rights = await me(node, root_token)
-    if status == 404:
-        pytest.skip("needs the organisation API (ORG_API.md): /api/v1/desks/me answers 404")
     assert status == 200 and rights["desk_admin"] is True, rights
     assert (await me(node, bob_token))[1]["desk_admin"] is False
     root = await open_app(new_tab, node, root_token, root_id, "root")

@@ -210,13 +210,19 @@ class DeskApp:
                 self.broker.router.deliver(publication)
 
     async def _org_floors(self, change: DeskChangeEvent) -> list[int]:
-        """The floor maps an organisation row shows on (a building's floors, the floors
-        with a department's or an employee's desks); none for a desk."""
-        if change.table in ("workstations", "floors") or change.op == "DELETE":
+        """The floor maps an organisation row shows on; none for a desk.
+
+        Buildings, floors and departments go to every floor: each map's pickers and
+        filters list all of them, and they change rarely. An employee goes to the
+        floors with their desks (a deleted one's row is gone: its departments only).
+        """
+        if change.table == "workstations":
             return []
         async with self.db.transaction(write=False) as tx:
-            if change.table == "buildings":
-                return await organisation.floors_of_building(tx, change.id)
+            if change.table in ("buildings", "floors", "departments"):
+                return await organisation.all_floors(tx)
+            if change.op == "DELETE":
+                return []
             return await organisation.floors_showing(tx, change.table, change.id)
 
     async def _data(self, change: DeskChangeEvent) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Real-time desk events: the seed's JSON message (§5.1: ``type, data, timestamp,
-messageId``) and the rooms it goes to — by floor and by department, never to all."""
+messageId``) and the rooms it goes to — by floor and by department (an organisation
+row that every map lists goes to every floor)."""
 
 from __future__ import annotations
 

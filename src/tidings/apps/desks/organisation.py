@@ -239,10 +239,9 @@ async def _restamp_desks(tx: Tx, kind: Kind, row_id: int) -> list[Change]:
     return changes
 
 
-async def floors_of_building(tx: Tx, building_id: int) -> list[int]:
-    """The floors of a building (the rooms a building's change goes to)."""
-    return [int(r["id"]) for r in await tx.fetch(
-        "SELECT id FROM floors WHERE building_id = $1 ORDER BY id", building_id)]
+async def all_floors(tx: Tx) -> list[int]:
+    """Every floor (the rooms a building's, floor's or department's change goes to)."""
+    return [int(r["id"]) for r in await tx.fetch("SELECT id FROM floors ORDER BY id")]
 
 
 async def floors_showing(tx: Tx, table: str, row_id: int) -> list[int]:
