@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
     workers: int = 1
+    # seed fidelity (issue 15): Redis message retention, the apps' SQL store
+    stream_retention: float = 30 * 86400.0
+    stream_trim_interval: float = 3600.0
+    apps_database_url: str = ""
+    apps_enabled: bool = True
 
 
 HELP: dict[str, str] = {
@@ -113,6 +118,15 @@ HELP: dict[str, str] = {
                     "users go offline, its connection slots free up)",
     "workers": "serve: start this many nodes sharing the port (SO_REUSEPORT); needs a "
                "redis:// or postgresql:// bus",
+    "stream_retention": "Redis store: seconds a chat message is kept (seed 004: 30 days); "
+                        "older ones are trimmed from the streams (XTRIM MINID); 0 keeps all",
+    "stream_trim_interval": "Redis store: seconds between two retention passes",
+    "apps_database_url": "SQL database of the desk map and collaborative editing when the "
+                         "store is Redis (sqlite:///PATH or postgresql://...); empty: the "
+                         "store's own database, or beside a Redis store "
+                         "sqlite:///tidings-apps.db on a lone node (nodes sharing a bus "
+                         "must set it, or apps_enabled=false)",
+    "apps_enabled": "serve the desk map and collaborative editing (false: leave them off)",
 }
 
 

@@ -8,6 +8,7 @@ import secrets
 import socket
 import time
 
+import msgspec
 from aiohttp import web
 
 from tidings.api import users
@@ -23,6 +24,7 @@ from tidings.api.routes import SERVICE, STARTED, add_routes
 from tidings.api.tokens import add_token_routes
 from tidings.apps.desks.app import DeskApp
 from tidings.apps.editing.app import EditingApp
+from tidings.apps.sidestore import UserMirror
 from tidings.auth import Authenticator
 from tidings.auth.revocation import Revocations
 from tidings.bus import open_bus
@@ -39,10 +41,37 @@ from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
 from tidings.store import open_store
+from tidings.store.redis import RedisStore
+from tidings.store.retention import RetentionJob
 from tidings.web import admin, pages
 from tidings.web.traffic import TrafficMonitor
 
 log = logging.getLogger(__name__)
+
+
+#: The apps' database beside a Redis store on a lone node: next to the default store file.
+APPS_SQLITE_DEFAULT = "sqlite:///tidings-apps.db"
+
+
+def _apps_database_url(settings: Settings) -> str:
+    """Where the desk map and editing keep their tables ("" = not served): the store's
+    database; beside a Redis store ``apps_database_url``, by default an SQLite file for
+    a lone node. Nodes sharing a bus must name one database they share: never silently
+    off, never silently one desk map per node."""
+    if not settings.apps_enabled:
+        return ""
+    if settings.apps_database_url:
+        return settings.apps_database_url
+    if settings.database_url.partition("://")[0].lower() not in ("redis", "rediss"):
+        return settings.database_url
+    if settings.bus_url.startswith("memory:") and settings.workers <= 1:
+        return APPS_SQLITE_DEFAULT
+    raise ValueError(
+        "the desk map and collaborative editing keep their tables in SQL, and the store "
+        "is Redis with nodes sharing a bus: set apps_database_url "
+        "(TIDINGS_APPS_DATABASE_URL) to a postgresql://... (or sqlite:///PATH) database "
+        "every node shares to serve them, or apps_enabled=false "
+        "(TIDINGS_APPS_ENABLED=false, --no-apps-enabled) to serve without them")
 
 
 class Server:
@@ -75,22 +104,28 @@ class Server:
         self.gateway.on_disconnect.append(self.broker.disconnected)
         self.revocations = Revocations(self.hub, self.store, self.bus)
         self.hub.listeners.append(self.revocations.on_event)
+        self.retention = RetentionJob(self.store, settings.stream_retention,
+                                      settings.stream_trim_interval) \
+            if isinstance(self.store, RedisStore) and settings.stream_retention > 0 else None
         self.editing: EditingApp | None = None
-        if settings.database_url.partition("://")[0].lower() in ("redis", "rediss"):
-            # Its tables need SQL: with the Redis store the editing API is not served.
-            log.warning("collaborative editing and the desk map are off: they need a SQLite "
-                        "or PostgreSQL store")
-        else:
-            self.editing = EditingApp(settings, self.bus, self.service.auth)
+        self.desks: DeskApp | None = None
+        self.user_mirror: UserMirror | None = None
+        apps_url = _apps_database_url(settings)  # the apps need SQL tables
+        if apps_url:
+            apps_settings = msgspec.structs.replace(settings, database_url=apps_url)
+            if apps_url != settings.database_url:  # beside a Redis store
+                self.user_mirror = UserMirror(self.store, apps_url)
+                self.service.auth.on_verified.append(self.user_mirror.on_verified)
+            self.editing = EditingApp(apps_settings, self.bus, self.service.auth)
+            if self.user_mirror is not None:
+                self.editing.workspaces.ensure_user = self.user_mirror.ensure
             self.hub.listeners.append(self.editing.on_bus_event)
             self.revocations.listeners.append(self.editing.sockets.close_tokens)
-        self.tls = tls_context(settings)  # before anything listens: a bad file stops here
-        self.desks: DeskApp | None = None
-        if self.editing is not None:  # the desk map needs SQL tables too
-            self.desks = DeskApp(settings, self.bus, self.service.auth, self.metrics,
+            self.desks = DeskApp(apps_settings, self.bus, self.service.auth, self.metrics,
                                  self.broker)
             self.hub.listeners.append(self.desks.on_bus_event)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
+        self.tls = tls_context(settings)  # before anything listens: a bad file stops here
         self.traffic = TrafficMonitor(self.metrics)
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
@@ -137,6 +172,10 @@ class Server:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await self.bus.start(self.hub.on_event, self.hub.on_gap)
+        if self.user_mirror is not None:
+            await self.user_mirror.migrate()
+        if self.retention is not None:
+            self.retention.start()
         if self.editing is not None:
             await self.editing.start()
         if self.desks is not None:
@@ -189,6 +228,10 @@ class Server:
         await self.traffic.stop()
         if self.editing is not None:
             await self.editing.close()
+        if self.user_mirror is not None:
+            await self.user_mirror.close()
+        if self.retention is not None:
+            await self.retention.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.revocations.close()

@@ -4,7 +4,8 @@ Each user's inbox and each conversation is a Redis Stream whose entry ids are
 ``<message id>-0``, so recovery is one ``XRANGE`` from the device's last id
 (seed 004). A device's sync state lives at ``client:sync:{user_id}:{device_id}``
 with a TTL (``sync_state_ttl``, 30 days), refreshed on every write. Message
-bodies are kept in one hash (msgpack), statuses in another.
+bodies are kept in one hash (msgpack), statuses in another. Messages older than
+``stream_retention`` are trimmed away (:mod:`.redis_retention`).
 
 One Lua script appends a whole batch: message ids come from ``INCR`` inside it,
 so the batch is atomic, commit order equals id order across every node, and a
@@ -39,6 +40,7 @@ from .base import (
     now_ms,
 )
 from .redis_channels import RedisChannels
+from .redis_retention import RedisRetention
 from .redis_tokens import RedisTokens
 
 SYNC_STATE_TTL = 30 * 86400
@@ -99,6 +101,8 @@ for i = 0, n - 1 do
     out[#out + 1] = {id, 0}
   end
 end
+local last = redis.call('GET', KEYS[1])
+if last then redis.call('XADD', KEYS[5], '*', 'i', last) end
 return out
 """
 
@@ -136,7 +140,7 @@ return tonumber(ARGV[2])
 """
 
 
-class RedisStore(RedisTokens, RedisChannels, Store):
+class RedisStore(RedisTokens, RedisChannels, RedisRetention, Store):
     """A :class:`Store` in one Redis (``redis://HOST:PORT/DB``)."""
 
     def __init__(self, url: str, *, sync_state_ttl: int = SYNC_STATE_TTL) -> None:
@@ -224,7 +228,8 @@ class RedisStore(RedisTokens, RedisChannels, Store):
                      f"{m.sender_id}:{m.sender_device}:{m.client_seq}" if m.client_seq else "",
                      _body_encoder.encode(body)]
         rows = await self._append(
-            keys=[keys.NEXT_MESSAGE_ID, keys.MESSAGES, keys.CLIENT_SEQS, keys.STATUSES],
+            keys=[keys.NEXT_MESSAGE_ID, keys.MESSAGES, keys.CLIENT_SEQS, keys.STATUSES,
+                  keys.MESSAGE_TIMES],
             args=argv)
         duplicates = [int(i) for i, dup in rows if dup]
         earlier = {m.id: m for m in await self._messages(duplicates)} if duplicates else {}

@@ -1,0 +1,60 @@
+"""The apps' SQL database beside a Redis store (setting ``apps_database_url``).
+
+The desk map and collaborative editing keep their tables in SQL; with the core store
+on Redis they live in a database of their own. Their rows refer to users (foreign
+keys, names in joins), and users live in Redis: :class:`UserMirror` copies a user's
+id and name into that database's ``users`` table the first time the node sees them
+(an authenticated request or socket, or a member being added), so the apps' SQL
+works unchanged. Passwords and tokens stay in Redis only.
+"""
+
+from __future__ import annotations
+
+from tidings.apps.editing.db import open_editing_db
+from tidings.auth import Identity
+from tidings.store import Store, open_store
+from tidings.store.base import now_ms
+
+_FREE_NAME = "DELETE FROM users WHERE username = $1 AND id <> $2"
+_UPSERT = """
+INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, '!redis', $3)
+ON CONFLICT (id) DO UPDATE SET username = excluded.username"""
+
+
+class UserMirror:
+    """Users of the core ``store`` copied into the apps' database at ``url``."""
+
+    def __init__(self, store: Store, url: str) -> None:
+        self.store = store
+        self.url = url
+        self.db = open_editing_db(url)
+        self._known: set[int] = set()
+
+    async def migrate(self) -> list[str]:
+        """Create or update the apps' tables (the SQL store's migrations)."""
+        side = open_store(self.url)
+        try:
+            return await side.migrate()
+        finally:
+            await side.close()
+
+    async def ensure(self, user_id: int) -> bool:
+        """Copy user ``user_id`` if not done yet; False if the store has no such user."""
+        if user_id in self._known:
+            return True
+        user = await self.store.get_user(user_id)
+        if user is None:
+            return False
+        async with self.db.transaction() as tx:
+            await tx.fetch(_FREE_NAME, user.username, user.id)  # a stale copy's name
+            await tx.fetch(_UPSERT, user.id, user.username, now_ms())
+        self._known.add(user_id)
+        return True
+
+    async def on_verified(self, identity: Identity) -> None:
+        """Authenticator hook: the caller's user exists in the apps' database."""
+        await self.ensure(identity.user_id)
+
+    async def close(self) -> None:
+        """Release the connections."""
+        await self.db.close()
