@@ -25,9 +25,12 @@ import pytest
 from tests.support.nodes import NodeProcess
 from tests.support.services import PostgresServer, RedisServer
 
+#: HS256 secret every seed node accepts JWTs with (seed 003: JWT + API tokens).
+JWT_SECRET = "seed-contract-tests-secret-32-bytes!"
 SQL_STORES = ["sqlite", "postgres"]
 ALL_STORES = [*SQL_STORES, "redis"]
 _names = itertools.count(1)
+_redis_dbs = itertools.cycle(range(1, 16))
 
 
 @dataclass
@@ -87,25 +90,31 @@ def _store_env(request: pytest.FixtureRequest, store: str, folder: Path,
     redis: RedisServer = request.getfixturevalue("redis_server")
     import redis as redis_py
 
-    client = redis_py.Redis.from_url(redis.url)
+    # A database number of its own (1-15), emptied: nodes running at the same time
+    # (a module's node and a test's) never see each other's keys.
+    url = f"{redis.url.rsplit('/', 1)[0]}/{next(_redis_dbs)}"
+    client = redis_py.Redis.from_url(url)
     try:
-        client.flushall()
+        client.flushdb()
     finally:
         client.close()
     # Beside a Redis store the desk map and editing keep their tables in SQL
     # (apps_database_url); a file in the test's folder, not the working directory.
-    return {"TIDINGS_DATABASE_URL": redis.url,
+    return {"TIDINGS_DATABASE_URL": url,
             "TIDINGS_APPS_DATABASE_URL": f"sqlite:///{folder / 'apps.db'}"}
 
 
 @contextlib.contextmanager
 def running_node(request: pytest.FixtureRequest, store: str, folder: Path,
-                 **settings: Any) -> Iterator[SeedNode]:
+                 share: SeedNode | None = None, **settings: Any) -> Iterator[SeedNode]:
     """A ``tidings serve`` on ``store`` with extra settings (``TIDINGS_*`` from the
-    keyword names); stopped by PID, its database dropped, when the block ends."""
+    keyword names); stopped by PID, its database dropped, when the block ends. With
+    ``share``, on that node's databases instead of fresh ones (kept afterwards)."""
     cleanups: list[Any] = []
-    env = _store_env(request, store, folder, cleanups)
+    env = dict(share.env) if share is not None else _store_env(request, store, folder,
+                                                                 cleanups)
     env["TIDINGS_LOG_LEVEL"] = "info"
+    env["TIDINGS_JWT_SECRET"] = JWT_SECRET
     env.update({f"TIDINGS_{k.upper()}": str(v) for k, v in settings.items()})
     process = NodeProcess(f"{store}-{secrets.token_hex(3)}", folder, env)
     try:
@@ -180,17 +189,24 @@ class SeedSocket:
 
     async def expect(self, type_: int, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
         """The next frame of ``type_`` (others are kept in :attr:`seen`)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                t, seq, payload = await self.recv(timeout)
-                if t == type_:
-                    return seq, payload
-                self.seen.append((t, seq, payload))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    t, seq, payload = await self.recv(timeout)
+                    if t == type_:
+                        return seq, payload
+                    self.seen.append((t, seq, payload))
+        except TimeoutError:
+            raise AssertionError(f"no frame of type {type_} in {timeout} s; "
+                                 f"other frames: {self.seen[-5:]}") from None
 
-    async def login(self, user: User) -> dict[str, Any]:
+    async def login(self, user: User, device_id: str | None = None) -> dict[str, Any]:
         """MsgAuth, MsgAuthRsp, then the offline messages pushed after it (MsgSyncRsp
         pages until ``has_more`` is false); returns the MsgAuthRsp payload."""
-        seq = await self.send(1, {"token": user.token})
+        body = {"token": user.token}
+        if device_id is not None:
+            body["device_id"] = device_id
+        seq = await self.send(1, body)
         got, rsp = await self.expect(101)
         assert got == seq and rsp["success"] is True, rsp
         self.offline = await self.pages()

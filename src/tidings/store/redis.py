@@ -66,6 +66,7 @@ class SyncState(msgspec.Struct, frozen=True):
     device_id: str
     last_message_id: int
     last_sync_at: int
+    client_id: str = ""  # seed 004's name of the device: the same as device_id
 
 
 _body_encoder = msgspec.msgpack.Encoder()
@@ -321,7 +322,7 @@ class RedisStore(RedisTokens, RedisChannels, RedisRetention, Store):
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
         """Move the device's sync state forward (never backwards) and refresh its TTL."""
         target = max(message_id, 0)
-        state = SyncState(user_id, device_id, target, now_ms())
+        state = SyncState(user_id, device_id, target, now_ms(), client_id=device_id)
         return int(await self._advance(
             keys=[keys.client_sync(user_id, device_id)],
             args=[msgspec.json.encode(state), target, self._ttl]))
