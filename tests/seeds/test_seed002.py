@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.seeds.servers import SeedNode, User, http, node, running_node
@@ -256,6 +258,35 @@ async def test_connected_sessions(http, node) -> None:
         listed = {s["session_id"]: s for s in (await r.json())["sessions"]}
     assert es_a in listed and es_b not in listed  # only sessions with a socket
     assert listed[es_a]["user_id"] == a.user.id
+    await ws_a.close()
+
+
+async def test_ping_on_the_editing_socket(http, node) -> None:
+    _, _, _, _, ws_a = await scene(http, node)
+    await ws_a.send_str(json.dumps({"type": "ping"}))
+    assert await next_event(ws_a, "pong") == {}
+    await ws_a.close()
+
+
+async def test_the_takeover_requests_table_holds_the_state(http, node) -> None:
+    """1 数据库层: the ``takeover_requests`` table, statuses as the seed lists them."""
+    a, b, es_a, es_b, ws_a = await scene(http, node)
+    _, made = await b.call("POST", "/takeover-request", seed_request(b, es_b, es_a))
+    await a.call("POST", "/takeover-response",
+                 {"request_id": made["request"]["id"], "approved": False})
+    sql = ("SELECT status, requester_session_id, target_session_id FROM takeover_requests "
+           "WHERE id = {}").format(int(made["request"]["id"]))
+    url = node.env["TIDINGS_DATABASE_URL"]
+    if node.store == "sqlite":
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            row = tuple(db.execute(sql).fetchone())
+    else:
+        conn = await asyncpg.connect(url)
+        try:
+            row = tuple(await conn.fetchrow(sql))
+        finally:
+            await conn.close()
+    assert row == ("rejected", es_b, es_a)
     await ws_a.close()
 
 
