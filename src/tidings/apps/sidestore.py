@@ -10,15 +10,20 @@ works unchanged. Passwords and tokens stay in Redis only.
 
 from __future__ import annotations
 
+import logging
+
 from tidings.apps.editing.db import open_editing_db
 from tidings.auth import Identity
 from tidings.store import Store, open_store
 from tidings.store.base import now_ms
 
+log = logging.getLogger(__name__)
+
 _FREE_NAME = "DELETE FROM users WHERE username = $1 AND id <> $2"
+# {} is PostgreSQL's OVERRIDING SYSTEM VALUE: users.id is an identity column there.
 _UPSERT = """
-INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, '!redis', $3)
-ON CONFLICT (id) DO UPDATE SET username = excluded.username"""
+INSERT INTO users (id, username, password_hash, created_at) {}
+VALUES ($1, $2, '!redis', $3) ON CONFLICT (id) DO UPDATE SET username = excluded.username"""
 
 
 class UserMirror:
@@ -28,6 +33,8 @@ class UserMirror:
         self.store = store
         self.url = url
         self.db = open_editing_db(url)
+        self._upsert = _UPSERT.format(
+            "OVERRIDING SYSTEM VALUE" if self.db.dialect == "postgres" else "")
         self._known: set[int] = set()
 
     async def migrate(self) -> list[str]:
@@ -47,13 +54,18 @@ class UserMirror:
             return False
         async with self.db.transaction() as tx:
             await tx.fetch(_FREE_NAME, user.username, user.id)  # a stale copy's name
-            await tx.fetch(_UPSERT, user.id, user.username, now_ms())
+            await tx.fetch(self._upsert, user.id, user.username, now_ms())
         self._known.add(user_id)
         return True
 
     async def on_verified(self, identity: Identity) -> None:
-        """Authenticator hook: the caller's user exists in the apps' database."""
-        await self.ensure(identity.user_id)
+        """Authenticator hook: the caller's user exists in the apps' database. A failure
+        is logged, not raised: chat and channels do not need that database (the next
+        authentication tries again)."""
+        try:
+            await self.ensure(identity.user_id)
+        except Exception:
+            log.exception("apps database: could not copy user %d", identity.user_id)
 
     async def close(self) -> None:
         """Release the connections."""
