@@ -259,6 +259,11 @@ async def test_connected_sessions(http, node) -> None:
     assert es_a in listed and es_b not in listed  # only sessions with a socket
     assert listed[es_a]["user_id"] == a.user.id
     await ws_a.close()
+    # a session id the server did not issue (start) is not a session
+    async with http.get(node.http_url + "/api/v1/ws/editing/es_made_up",
+                        headers=b.user.auth) as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "SESSION_NOT_FOUND"
 
 
 async def test_ping_on_the_editing_socket(http, node) -> None:
