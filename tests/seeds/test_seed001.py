@@ -240,15 +240,19 @@ async def test_rate_limited(http, node, request, tmp_path: Path) -> None:
         await sock.close()
 
 
-async def test_silent_connection_is_closed_and_shutdown_says_goodbye(
-        http, node, request, tmp_path: Path) -> None:
+async def test_a_silent_connection_is_closed(http, node, request, tmp_path: Path) -> None:
     with running_node(request, node.store, tmp_path, idle_timeout=1) as short:
-        user = await short.user(http)
-        quiet = await online(http, short, user)
+        quiet = await online(http, short, await short.user(http))
         assert await quiet.close_code() == 4410  # 3.4: 超时断开
-        alive = await online(http, short, user)
-        short.process.stop()  # 6.2 优雅关闭: SIGTERM
+
+
+async def test_shutdown_says_goodbye(http, node, request, tmp_path: Path) -> None:
+    with running_node(request, node.store, tmp_path) as leaving:
+        alive = await online(http, leaving, await leaving.user(http))
+        # 6.2 优雅关闭: SIGTERM; read the goodbye while the process drains and exits
+        stopping = asyncio.create_task(asyncio.to_thread(leaving.process.stop))
         assert await alive.close_code() == 1001
+        await stopping
 
 
 def test_defaults_are_the_seeds_limits() -> None:
