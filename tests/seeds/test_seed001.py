@@ -13,9 +13,9 @@ Sections covered:
 - 5.1/5.2 error codes: WS_INVALID_MESSAGE, WS_NOT_AUTHENTICATED, WS_AUTH_FAILED,
   WS_INVALID_PAYLOAD, WS_USER_NOT_FOUND, WS_RATE_LIMITED (WS_INTERNAL_ERROR needs a
   failing store: tests/chaos and tests/unit cover it).
-- 6.1 limits (3 connections per user, queue 100, read timeout 60 s, write timeout
-  10 s), 6.2 graceful shutdown, 7 Origin check and the 1 MB message limit, 8 multiple
-  devices online at once.
+- 6.1 limits (3 connections per user, 60 connections at once, queue 100, read timeout
+  60 s, write timeout 10 s), 6.2 graceful shutdown, 7 Origin check and the 1 MB message
+  limit, 8 multiple devices online at once and concurrent connections.
 
 Not here: 4.3 reconnection is the client's (the Python client, tests/client/); the
 total-connection cap of 6.1 (60) is issue 15 item 9's. Tidings extensions (ChatAck 107,
@@ -214,6 +214,23 @@ async def test_three_connections_per_user(http, node) -> None:
         assert push["message_id"] == message_id
         await sock.close()
     await o.close()
+
+
+async def test_sixty_concurrent_connections(http, node) -> None:
+    """6.1 总连接数 60 (20用户 x 3), 8 并发连接: all at once, each gets its pushes."""
+    users = await asyncio.gather(*(node.user(http) for _ in range(20)))
+    socks = await asyncio.gather(*(online(http, node, u) for u in users for _ in range(3)))
+    sender = await online(http, node, await node.user(http))
+    for user in users:
+        await chat(sender, user.id, f"to {user.id}")
+
+    async def pushed(sock: SeedSocket) -> int:
+        _, push = await sock.expect(MsgChatPush)
+        return int(push["to"])
+
+    got = await asyncio.gather(*(pushed(sock) for sock in socks))
+    assert sorted(got) == sorted(u.id for u in users for _ in range(3))
+    await asyncio.gather(*(sock.close() for sock in [*socks, sender]))
 
 
 async def test_a_message_over_one_megabyte_is_refused(http, node) -> None:
