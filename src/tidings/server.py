@@ -24,7 +24,7 @@ from tidings.api.routes import SERVICE, STARTED, add_routes
 from tidings.api.tokens import add_token_routes
 from tidings.apps.desks.app import DeskApp
 from tidings.apps.editing.app import EditingApp
-from tidings.apps.sidestore import UserMirror
+from tidings.apps.sidestore import UserMirror, apps_database_url
 from tidings.auth import Authenticator
 from tidings.auth.revocation import Revocations
 from tidings.bus import open_bus
@@ -47,31 +47,6 @@ from tidings.web import admin, pages
 from tidings.web.traffic import TrafficMonitor
 
 log = logging.getLogger(__name__)
-
-
-#: The apps' database beside a Redis store on a lone node: next to the default store file.
-APPS_SQLITE_DEFAULT = "sqlite:///tidings-apps.db"
-
-
-def _apps_database_url(settings: Settings) -> str:
-    """Where the desk map and editing keep their tables ("" = not served): the store's
-    database; beside a Redis store ``apps_database_url``, by default an SQLite file for
-    a lone node. Nodes sharing a bus must name one database they share: never silently
-    off, never silently one desk map per node."""
-    if not settings.apps_enabled:
-        return ""
-    if settings.apps_database_url:
-        return settings.apps_database_url
-    if settings.database_url.partition("://")[0].lower() not in ("redis", "rediss"):
-        return settings.database_url
-    if settings.bus_url.startswith("memory:") and settings.workers <= 1:
-        return APPS_SQLITE_DEFAULT
-    raise ValueError(
-        "the desk map and collaborative editing keep their tables in SQL, and the store "
-        "is Redis with nodes sharing a bus: set apps_database_url "
-        "(TIDINGS_APPS_DATABASE_URL) to a postgresql://... (or sqlite:///PATH) database "
-        "every node shares to serve them, or apps_enabled=false "
-        "(TIDINGS_APPS_ENABLED=false, --no-apps-enabled) to serve without them")
 
 
 class Server:
@@ -110,7 +85,7 @@ class Server:
         self.editing: EditingApp | None = None
         self.desks: DeskApp | None = None
         self.user_mirror: UserMirror | None = None
-        apps_url = _apps_database_url(settings)  # the apps need SQL tables
+        apps_url = apps_database_url(settings)  # the apps need SQL tables
         if apps_url:
             apps_settings = msgspec.structs.replace(settings, database_url=apps_url)
             if apps_url != settings.database_url:  # beside a Redis store

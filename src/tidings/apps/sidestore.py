@@ -14,10 +14,36 @@ import logging
 
 from tidings.apps.editing.db import open_editing_db
 from tidings.auth import Identity
+from tidings.config import Settings
 from tidings.store import Store, open_store
 from tidings.store.base import now_ms
 
 log = logging.getLogger(__name__)
+
+#: The apps' database beside a Redis store on a lone node: next to the default store file.
+APPS_SQLITE_DEFAULT = "sqlite:///tidings-apps.db"
+
+
+def apps_database_url(settings: Settings) -> str:
+    """Where the desk map and editing keep their tables ("" = not served): the store's
+    database; beside a Redis store ``apps_database_url``, by default an SQLite file for
+    a lone node. Nodes sharing a bus must name one database they share: never silently
+    off, never silently one desk map per node."""
+    if not settings.apps_enabled:
+        return ""
+    if settings.apps_database_url:
+        return settings.apps_database_url
+    if settings.database_url.partition("://")[0].lower() not in ("redis", "rediss"):
+        return settings.database_url
+    if settings.bus_url.startswith("memory:") and settings.workers <= 1:
+        return APPS_SQLITE_DEFAULT
+    raise ValueError(
+        "the desk map and collaborative editing keep their tables in SQL, and the store "
+        "is Redis with nodes sharing a bus: set apps_database_url "
+        "(TIDINGS_APPS_DATABASE_URL) to a postgresql://... (or sqlite:///PATH) database "
+        "every node shares to serve them, or apps_enabled=false "
+        "(TIDINGS_APPS_ENABLED=false, --no-apps-enabled) to serve without them")
+
 
 _FREE_NAME = "DELETE FROM users WHERE username = $1 AND id <> $2"
 # {} is PostgreSQL's OVERRIDING SYSTEM VALUE: users.id is an identity column there.
