@@ -70,6 +70,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_connections: Annotated[int, msgspec.Meta(ge=0)] = 100_000
     max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 20_000
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    # seed fidelity (issue 15): Redis message retention, the apps' SQL store
+    stream_retention: float = 30 * 86400.0
+    stream_trim_interval: float = 3600.0
+    apps_database_url: str = ""
+    apps_enabled: bool = True
 
 
 HELP: dict[str, str] = {
@@ -132,6 +137,15 @@ HELP: dict[str, str] = {
                               "are refused with 429 before the upgrade (0 = no cap)",
     "trusted_proxies": "addresses or CIDRs of reverse proxies whose X-Forwarded-For names "
                        "the client address (for max_connections_per_ip)",
+    "stream_retention": "Redis store: seconds a chat message is kept (seed 004: 30 days); "
+                        "older ones are trimmed from the streams (XTRIM MINID); 0 keeps all",
+    "stream_trim_interval": "Redis store: seconds between two retention passes",
+    "apps_database_url": "SQL database of the desk map and collaborative editing when the "
+                         "store is Redis (sqlite:///PATH or postgresql://...); empty: the "
+                         "store's own database, or beside a Redis store "
+                         "sqlite:///tidings-apps.db on a lone node (nodes sharing a bus "
+                         "must set it, or apps_enabled=false)",
+    "apps_enabled": "serve the desk map and collaborative editing (false: leave them off)",
 }
 
 

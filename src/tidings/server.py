@@ -8,6 +8,7 @@ import secrets
 import socket
 import time
 
+import msgspec
 from aiohttp import web
 
 from tidings.api import users
@@ -24,6 +25,7 @@ from tidings.api.routes import SERVICE, STARTED, add_routes
 from tidings.api.tokens import add_token_routes
 from tidings.apps.desks.app import DeskApp
 from tidings.apps.editing.app import EditingApp
+from tidings.apps.sidestore import UserMirror, apps_database_url
 from tidings.auth import Authenticator
 from tidings.auth.revocation import Revocations
 from tidings.bus import open_bus
@@ -41,6 +43,8 @@ from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
 from tidings.store import open_store
+from tidings.store.redis import RedisStore
+from tidings.store.retention import RetentionJob
 from tidings.web import admin, desk_map_app, pages
 from tidings.web.traffic import TrafficMonitor
 
@@ -77,24 +81,31 @@ class Server:
         self.gateway.on_disconnect.append(self.broker.disconnected)
         self.revocations = Revocations(self.hub, self.store, self.bus)
         self.hub.listeners.append(self.revocations.on_event)
+        self.retention = RetentionJob(self.store, settings.stream_retention,
+                                      settings.stream_trim_interval) \
+            if isinstance(self.store, RedisStore) and settings.stream_retention > 0 else None
         self.editing: EditingApp | None = None
-        if settings.database_url.partition("://")[0].lower() in ("redis", "rediss"):
-            # Its tables need SQL: with the Redis store the editing API is not served.
-            log.warning("collaborative editing and the desk map are off: they need a SQLite "
-                        "or PostgreSQL store")
-        else:
-            self.editing = EditingApp(settings, self.bus, self.service.auth)
+        self.desks: DeskApp | None = None
+        self.user_mirror: UserMirror | None = None
+        apps_url = apps_database_url(settings)  # the apps need SQL tables
+        if apps_url:
+            apps_settings = msgspec.structs.replace(settings, database_url=apps_url)
+            if apps_url != settings.database_url:  # beside a Redis store
+                self.user_mirror = UserMirror(self.store, apps_url)
+                self.service.auth.on_verified.append(self.user_mirror.on_verified)
+            self.editing = EditingApp(apps_settings, self.bus, self.service.auth)
+            if self.user_mirror is not None:
+                self.editing.workspaces.ensure_user = self.user_mirror.ensure
             self.hub.listeners.append(self.editing.on_bus_event)
             self.revocations.listeners.append(self.editing.sockets.close_tokens)
-        self.tls = tls_context(settings)  # before anything listens: a bad file stops here
-        self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
-                                   settings.trusted_proxies, self.metrics.registry)
-        self.desks: DeskApp | None = None
-        if self.editing is not None:  # the desk map needs SQL tables too
-            self.desks = DeskApp(settings, self.bus, self.service.auth, self.metrics,
+            self.desks = DeskApp(apps_settings, self.bus, self.service.auth, self.metrics,
                                  self.broker)
             self.hub.listeners.append(self.desks.on_bus_event)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
+        self.tls = tls_context(settings)  # before anything listens: a bad file stops here
+        self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
+                                   settings.trusted_proxies, self.metrics.registry)
+        if self.desks is not None:
             self.desks.monitor.caps = self.caps
         self.traffic = TrafficMonitor(self.metrics)
         self.app = self._make_app()
@@ -145,6 +156,10 @@ class Server:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await self.bus.start(self.hub.on_event, self.hub.on_gap)
+        if self.user_mirror is not None:
+            await self.user_mirror.migrate()
+        if self.retention is not None:
+            self.retention.start()
         if self.editing is not None:
             await self.editing.start()
         if self.desks is not None:
@@ -197,6 +212,10 @@ class Server:
         await self.traffic.stop()
         if self.editing is not None:
             await self.editing.close()
+        if self.user_mirror is not None:
+            await self.user_mirror.close()
+        if self.retention is not None:
+            await self.retention.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.revocations.close()

@@ -145,6 +145,8 @@ async def cluster(request: pytest.FixtureRequest, postgres_server: PostgresServe
         env["TIDINGS_BUS_URL"] = redis.url
         if request.param == "redis":
             env["TIDINGS_DATABASE_URL"] = redis.url
+            # The nodes share one SQL database for the desk map and editing.
+            env["TIDINGS_APPS_DATABASE_URL"] = database
     else:
         env["TIDINGS_BUS_URL"] = database
     # Migrate once before three nodes race to do it.

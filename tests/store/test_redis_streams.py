@@ -27,7 +27,7 @@ _senders = itertools.count()
 
 @pytest.fixture
 async def node(redis_url: str) -> AsyncIterator[RunningServer]:
-    server = await RunningServer(redis_url + "?sync_state_ttl=3").start()
+    server = await RunningServer(redis_url + "?sync_state_ttl=3", apps_enabled=False).start()
     try:
         yield server
     finally:
@@ -136,7 +136,7 @@ async def test_sync_state_is_persisted_with_a_ttl(node, raw, redis_url) -> None:
         assert state["last_sync_at"] > 0
         await wire.close()
         # Persisted: another node (a new process would do the same) reads it back.
-        other = await RunningServer(redis_url).start()
+        other = await RunningServer(redis_url, apps_enabled=False).start()
         try:
             again = await Wire.ready(http, other.ws_url, bob, "phone")
             assert again.replayed == []

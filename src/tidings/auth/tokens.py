@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class Authenticator:
         self._touched: asyncio.Future[None] | None = None  # resolves once those are stored
         self._toucher: asyncio.Task[None] | None = None
         self._touch_loop: asyncio.AbstractEventLoop | None = None
+        #: Awaited with every identity verified (e.g. the apps' user mirror on Redis).
+        self.on_verified: list[Callable[[Identity], Awaitable[None]]] = []
 
     async def issue(self, user_id: int, *, name: str = "", device_id: str | None = None,
                     ttl_ms: int | None = None, scopes: tuple[str, ...] | None = None,
@@ -88,10 +91,14 @@ class Authenticator:
     async def verify(self, token: str) -> Identity:
         """Return who ``token`` belongs to, or raise :class:`AuthError`."""
         if token.startswith(TOKEN_PREFIX):
-            return await self._verify_opaque(token)
-        if token.count(".") == 2 and self._keys:
-            return await self._verify_jwt(token)
-        raise AuthError("unknown token format")
+            identity = await self._verify_opaque(token)
+        elif token.count(".") == 2 and self._keys:
+            identity = await self._verify_jwt(token)
+        else:
+            raise AuthError("unknown token format")
+        for hook in self.on_verified:
+            await hook(identity)
+        return identity
 
     async def _verify_opaque(self, token: str) -> Identity:
         row = await self._store.get_token(hash_token(token))

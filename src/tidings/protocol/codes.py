@@ -127,5 +127,8 @@ class EditingErrorCode(StrEnum):
     NOT_TARGET = "NOT_TARGET"  # only the editor's session answers a request
     NOT_EDITOR = "NOT_EDITOR"  # the answering session lost the lock meanwhile
     REQUEST_NOT_PENDING = "REQUEST_NOT_PENDING"  # already approved, rejected or expired
+    REQUESTER_MISMATCH = "REQUESTER_MISMATCH"  # requester_user_id is not the token's user
+    NO_ANSWERING_SESSION = "NO_ANSWERING_SESSION"  # no session_id, and none of yours answers
+    SESSION_REQUIRED = "SESSION_REQUIRED"  # no session_id, and both sides are yours (tabs)
     BAD_FRAME = "BAD_FRAME"  # a WebSocket frame that is not {"type": ...} JSON text
     UNKNOWN_TYPE = "UNKNOWN_TYPE"  # a WebSocket frame of a type the server does not take

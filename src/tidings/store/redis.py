@@ -4,7 +4,8 @@ Each user's inbox and each conversation is a Redis Stream whose entry ids are
 ``<message id>-0``, so recovery is one ``XRANGE`` from the device's last id
 (seed 004). A device's sync state lives at ``client:sync:{user_id}:{device_id}``
 with a TTL (``sync_state_ttl``, 30 days), refreshed on every write. Message
-bodies are kept in one hash (msgpack), statuses in another.
+bodies are kept in one hash (msgpack), statuses in another. Messages older than
+``stream_retention`` are trimmed away (:mod:`.redis_retention`).
 
 One Lua script appends a whole batch: message ids come from ``INCR`` inside it,
 so the batch is atomic, commit order equals id order across every node, and a
@@ -39,6 +40,7 @@ from .base import (
     now_ms,
 )
 from .redis_channels import RedisChannels
+from .redis_retention import RedisRetention
 from .redis_tokens import RedisTokens
 
 SYNC_STATE_TTL = 30 * 86400
@@ -64,6 +66,7 @@ class SyncState(msgspec.Struct, frozen=True):
     device_id: str
     last_message_id: int
     last_sync_at: int
+    client_id: str = ""  # seed 004's name of the device: the same as device_id
 
 
 _body_encoder = msgspec.msgpack.Encoder()
@@ -99,6 +102,8 @@ for i = 0, n - 1 do
     out[#out + 1] = {id, 0}
   end
 end
+local last = redis.call('GET', KEYS[1])
+if last then redis.call('XADD', KEYS[5], '*', 'i', last) end
 return out
 """
 
@@ -136,7 +141,7 @@ return tonumber(ARGV[2])
 """
 
 
-class RedisStore(RedisTokens, RedisChannels, Store):
+class RedisStore(RedisTokens, RedisChannels, RedisRetention, Store):
     """A :class:`Store` in one Redis (``redis://HOST:PORT/DB``)."""
 
     def __init__(self, url: str, *, sync_state_ttl: int = SYNC_STATE_TTL) -> None:
@@ -224,7 +229,8 @@ class RedisStore(RedisTokens, RedisChannels, Store):
                      f"{m.sender_id}:{m.sender_device}:{m.client_seq}" if m.client_seq else "",
                      _body_encoder.encode(body)]
         rows = await self._append(
-            keys=[keys.NEXT_MESSAGE_ID, keys.MESSAGES, keys.CLIENT_SEQS, keys.STATUSES],
+            keys=[keys.NEXT_MESSAGE_ID, keys.MESSAGES, keys.CLIENT_SEQS, keys.STATUSES,
+                  keys.MESSAGE_TIMES],
             args=argv)
         duplicates = [int(i) for i, dup in rows if dup]
         earlier = {m.id: m for m in await self._messages(duplicates)} if duplicates else {}
@@ -316,7 +322,7 @@ class RedisStore(RedisTokens, RedisChannels, Store):
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
         """Move the device's sync state forward (never backwards) and refresh its TTL."""
         target = max(message_id, 0)
-        state = SyncState(user_id, device_id, target, now_ms())
+        state = SyncState(user_id, device_id, target, now_ms(), client_id=device_id)
         return int(await self._advance(
             keys=[keys.client_sync(user_id, device_id)],
             args=[msgspec.json.encode(state), target, self._ttl]))

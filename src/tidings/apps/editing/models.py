@@ -68,6 +68,7 @@ class TakeoverRequest(msgspec.Struct, frozen=True):
     created_at: int
     expires_at: int
     responded_at: int | None
+    requester_display_name: str | None = None  # seed 002's requester_name, display only
 
     @classmethod
     def from_row(cls, row: Row) -> TakeoverRequest:
@@ -89,7 +90,8 @@ class TakeoverRequest(msgspec.Struct, frozen=True):
             "reason": self.reason,
             "same_user": self.same_user,
             "requester": {"user_id": self.requester_user_id, "user_name": self.requester_name,
-                          "session_id": self.requester_session_id},
+                          "session_id": self.requester_session_id,
+                          "display_name": self.requester_display_name},
             "target": {"user_id": self.target_user_id, "user_name": self.target_name,
                        "session_id": self.target_session_id},
             "created_at": self.created_at,

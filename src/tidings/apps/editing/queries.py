@@ -46,8 +46,8 @@ WHERE workspace_id = $1 AND resource_id = $2 AND session_id = $3 RETURNING sessi
 INSERT_REQUEST = """
 INSERT INTO takeover_requests (workspace_id, resource_id, requester_user_id, requester_name,
     requester_session_id, target_user_id, target_name, target_session_id, status,
-    created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+    created_at, expires_at, requester_display_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)
 ON CONFLICT (workspace_id, resource_id) WHERE status = 'pending' DO NOTHING
 RETURNING *"""
 

@@ -19,6 +19,7 @@ from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.routes import authenticated, int_param
 from tidings.apps.editing.sockets import SESSION_ID
 from tidings.apps.editing.workspaces import EditingError
+from tidings.protocol.codes import EditingErrorCode as Code
 from tidings.store.base import now_ms
 
 if TYPE_CHECKING:
@@ -50,19 +51,31 @@ class SessionBody(msgspec.Struct, forbid_unknown_fields=True):
     session_id: SessionId
 
 
+UserIdText = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,19}$")]
+
+
 class TakeoverRequestBody(msgspec.Struct, forbid_unknown_fields=True):
-    """``takeover-request``: the asking session, and optionally the editor it saw."""
+    """``takeover-request``: the asking session, and optionally the editor it saw.
+
+    ``requester_user_id`` and ``requester_name`` are seed 002's ``RequestTakeover``
+    parameters: the id (an integer, or the seed's string of digits) must be the
+    token's user; the name is shown to the editor as the requester's display name.
+    """
 
     requester_session_id: SessionId
     target_session_id: SessionId | None = None
+    requester_user_id: Annotated[int, msgspec.Meta(ge=1, le=_MAX_ID)] | UserIdText | None = None
+    requester_name: Name | None = None
 
 
 class TakeoverResponseBody(msgspec.Struct, forbid_unknown_fields=True):
-    """``takeover-response``: the editor's session answers a request."""
+    """``takeover-response``: the editor's session answers a request. Seed 002's
+    ``RespondToTakeover(requestID, approved)`` omits ``session_id``: the caller's
+    one session that can answer is meant (409 when there is not exactly one)."""
 
     request_id: Annotated[int, msgspec.Meta(ge=1, le=_MAX_ID)]
     approved: bool
-    session_id: SessionId
+    session_id: SessionId | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -170,9 +183,15 @@ class EditingRoutes:
         """``POST …/editing/takeover-request`` → 201 ``{request}``."""
         me = await authenticated(request)
         body = await read_json(request, TakeoverRequestBody)
+        claimed = body.requester_user_id
+        if claimed is not None and int(claimed) != me.user_id:
+            raise EditingError(403, Code.REQUESTER_MISMATCH,
+                               f"requester_user_id {claimed} is not the token's user "
+                               f"({me.user_id})")
         made = await self.service.request_takeover(me.user_id, *_target(request),
                                                    body.requester_session_id,
-                                                   body.target_session_id)
+                                                   body.target_session_id,
+                                                   body.requester_name)
         return json_response({"request": made.to_json(now_ms())}, status=201)
 
     async def takeover_response(self, request: web.Request) -> web.Response:
@@ -186,9 +205,12 @@ class EditingRoutes:
     async def pending_requests(self, request: web.Request) -> web.Response:
         """``GET …/editing/pending-requests?session_id=`` → ``{requests}``."""
         me = await authenticated(request)
-        session_id = request.query.get("session_id", "")
+        # target_session_id: the name of GetPendingRequests' parameter in seed 002
+        session_id = request.query.get("session_id",
+                                       request.query.get("target_session_id", ""))
         if not SESSION_ID.match(session_id):
-            raise ApiError(400, "BAD_PARAMETER", "session_id is required (es_…)")
+            raise ApiError(400, "BAD_PARAMETER",
+                           "session_id (or target_session_id) is required (es_…)")
         rows = await self.service.pending_requests(me.user_id, *_target(request), session_id)
         now = now_ms()
         return json_response({"requests": [r.to_json(now) for r in rows]})

@@ -51,6 +51,21 @@ def _editor(row: dict[str, Any] | None) -> Editor | None:
     return None if row is None else msgspec.convert(row, Editor)
 
 
+def _answering_session(request: TakeoverRequest, user_id: int) -> str:
+    """The caller's one session that can answer ``request``: its target, or 409 saying
+    why there is none (another user's session is asked) or more than one candidate
+    (both sides are the caller's tabs: the answering tab must name itself)."""
+    if request.target_user_id != user_id:
+        raise EditingError(409, Code.NO_ANSWERING_SESSION,
+                           f"request {request.id} asks session {request.target_session_id} "
+                           "of another user: only that session answers it")
+    if request.same_user:
+        raise EditingError(409, Code.SESSION_REQUIRED,
+                           f"both sessions of request {request.id} are yours (two tabs): "
+                           "send session_id, the editing tab's, to answer it")
+    return request.target_session_id
+
+
 class EditingService:
     """Seed 002's ``ResourceEditingService``, plus session start, heartbeat and end."""
 
@@ -186,8 +201,10 @@ class EditingService:
 
     async def request_takeover(self, user_id: int, workspace_id: int, resource_id: int,
                                requester_session_id: str,
-                               target_session_id: str | None = None) -> TakeoverRequest:
-        """``RequestTakeover``: ask the editor's session to hand the lock over."""
+                               target_session_id: str | None = None,
+                               display_name: str | None = None) -> TakeoverRequest:
+        """``RequestTakeover``: ask the editor's session to hand the lock over.
+        ``display_name`` is seed 002's ``requester_name``, shown to the editor as given."""
         now = now_ms()
         async with self.db.transaction() as tx:
             await role_in(tx, workspace_id, user_id, edit=True)
@@ -196,7 +213,8 @@ class EditingService:
             expired = await tx.fetch(q.EXPIRE_DUE_ON_RESOURCE, now, workspace_id, resource_id)
             editor = _editor(await tx.fetchrow(q.EDITOR + tx.lock_clause, workspace_id,
                                                resource_id))
-            request = await self._insert_request(tx, requester, editor, target_session_id, now)
+            request = await self._insert_request(tx, requester, editor, target_session_id, now,
+                                                 display_name)
         await self._publish_all([self._expired_event(TakeoverRequest.from_row(r), now)
                                  for r in expired])
         await self.bus.publish(EditingEvent([request.target_session_id], Ev.TAKEOVER_REQUEST,
@@ -204,7 +222,8 @@ class EditingService:
         return request
 
     async def _insert_request(self, tx: Tx, requester: Session, editor: Editor | None,
-                              target_session_id: str | None, now: int) -> TakeoverRequest:
+                              target_session_id: str | None, now: int,
+                              display_name: str | None) -> TakeoverRequest:
         if editor is None:
             raise EditingError(409, Code.NO_EDITOR, "nobody is editing: start editing instead")
         if editor.session_id == requester.session_id:
@@ -215,7 +234,7 @@ class EditingService:
         row = await tx.fetchrow(
             q.INSERT_REQUEST, requester.workspace_id, requester.resource_id, requester.user_id,
             requester.user_name, requester.session_id, editor.user_id, editor.user_name,
-            editor.session_id, now, now + self.takeover_timeout_ms)
+            editor.session_id, now, now + self.takeover_timeout_ms, display_name)
         if row is None:
             pending = await tx.fetchrow(q.PENDING_OF_RESOURCE, requester.workspace_id,
                                         requester.resource_id)
@@ -226,15 +245,21 @@ class EditingService:
         return TakeoverRequest.from_row(row)
 
     async def respond(self, user_id: int, workspace_id: int, resource_id: int,
-                      request_id: int, approved: bool, session_id: str) -> TakeoverRequest:
+                      request_id: int, approved: bool,
+                      session_id: str | None) -> TakeoverRequest:
         """``RespondToTakeover``: the editor's session approves (the lock moves to the
-        requester in the same transaction) or rejects (the lock stays)."""
+        requester in the same transaction) or rejects (the lock stays). Without
+        ``session_id`` (seed 002's ``RespondToTakeover(requestID, approved)``) the
+        caller answers for the request's target session, when that is theirs and the
+        requesting one is not (see :func:`_answering_session`)."""
         now = now_ms()
         expired: TakeoverRequest | None = None
         async with self.db.transaction() as tx:
             await role_in(tx, workspace_id, user_id, edit=True)
             request = await self._visible_request(tx, user_id, workspace_id, resource_id,
                                                   request_id)
+            if session_id is None:
+                session_id = _answering_session(request, user_id)
             if request.target_user_id != user_id or request.target_session_id != session_id:
                 raise EditingError(403, Code.NOT_TARGET,
                                    "only the editing session the request targets answers it")

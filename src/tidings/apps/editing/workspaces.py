@@ -7,6 +7,7 @@ resources themselves: a resource is any positive integer id inside a workspace.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tidings.api.errors import ApiError
@@ -77,6 +78,8 @@ class Workspaces:
 
     def __init__(self, db: EditingDb) -> None:
         self.db = db
+        #: Makes a user known to this database first (the user mirror beside Redis).
+        self.ensure_user: Callable[[int], Awaitable[bool]] | None = None
 
     async def create(self, user_id: int, name: str) -> dict[str, Any]:
         """A new workspace owned by ``user_id``."""
@@ -100,6 +103,8 @@ class Workspaces:
     async def set_member(self, user_id: int, workspace_id: int, member_id: int,
                          role: str) -> dict[str, Any]:
         """Add ``member_id`` with ``role`` or change their role; owner only."""
+        if self.ensure_user is not None:
+            await self.ensure_user(member_id)
         async with self.db.transaction() as tx:
             if await role_in(tx, workspace_id, user_id, edit=True) != "owner":
                 raise EditingError(403, Code.NOT_OWNER, "only the owner manages members")
