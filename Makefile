@@ -6,7 +6,7 @@ ARGS   ?=
 
 JS      = clients/js
 
-.PHONY: serve test test-js lint check clean
+.PHONY: serve test test-js test-deploy lint check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,21 @@ serve: $(VENV)/.installed
 	$(BIN)/tidings serve $(ARGS)
 
 ## test: install dev dependencies and the binaries tests need, run the whole suite
-##       (pytest, then the JavaScript client's tests under Node's test runner)
+##       (pytest, then the JavaScript client's tests under Node's test runner);
+##       the deployment tests are `make test-deploy`
 test: $(VENV)/.dev
 	scripts/test-deps
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(ARGS)
+	$(BIN)/python -m pytest --ignore=tests/deploy --cov --cov-report=term --cov-fail-under=90 $(ARGS)
 	$(MAKE) test-js
+
+## test-deploy: deploy/ for real (tests/deploy): the Docker image, the compose stack behind
+##              nginx, PM2 and the systemd unit. Installs docker.io, docker-compose and
+##              debootstrap, starts its own dockerd (root) and stops it; a few minutes. The
+##              Debian base image and the layers are cached in $$TIDINGS_DEPLOY_CACHE
+##              (default /var/cache/tidings-deploy).
+test-deploy: $(VENV)/.dev
+	scripts/test-deps --deploy
+	$(BIN)/python -m pytest tests/deploy -p no:cacheprovider --durations=10 $(ARGS)
 
 $(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
@@ -41,7 +51,7 @@ test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 
 ## lint: ruff and mypy
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/mypy
 
 check: lint test

@@ -12,6 +12,9 @@ const options = { auth: { token }, reconnection: false };
 if (transports) options.transports = transports.split(",");
 const socket = io(url, options);
 
+// Engine.IO moved from long-polling to WebSocket (through a proxy: the upgrade passed).
+socket.io.on("open", () =>
+  socket.io.engine.on("upgrade", (t) => print({ event: "upgrade", transport: t.name })));
 socket.on("connect", () => {
   print({ event: "connect", transport: socket.io.engine.transport.name });
   socket.emit("join", JSON.parse(rooms || "{}"), (ack) => print({ event: "joined", ack }));
