@@ -18,7 +18,7 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.support.services import free_port
-from tidings.client import ChatMessage, Client, ReconnectPolicy
+from tidings.client import AiohttpTransport, ChatMessage, Client, ReconnectPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +38,34 @@ def render(cluster: Cluster, port: int, out: Path) -> str:
     return text
 
 
+def with_tls(path: Path, port: int) -> None:
+    """The config's TLS example switched on, with a self-signed certificate."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(path.parent / "key.pem"),
+                    "-out", str(path.parent / "cert.pem")], check=True, capture_output=True)
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.strip() == f"listen 127.0.0.1:{port};":
+            continue  # "instead of the listen line above"
+        example = re.match(r"\s*# ((listen 443 ssl|server_name|ssl_\w+)\b.*)", line)
+        if example:
+            line = "    " + example.group(1)
+            line = line.replace("listen 443", f"listen 127.0.0.1:{port}")
+            line = line.replace("/etc/ssl/tidings/fullchain.pem", str(path.parent / "cert.pem"))
+            line = line.replace("/etc/ssl/tidings/privkey.pem", str(path.parent / "key.pem"))
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    assert sum("ssl" in line and not line.lstrip().startswith("#") for line in lines) == 4
+
+
 @pytest.fixture
-def nginx(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
+def nginx(cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if not Path(NGINX).exists():
         pytest.fail("nginx not installed: run scripts/test-deps")
     port = free_port()
     render(cluster, port, tmp_path / "tidings.conf")
+    if "tls" in request.node.name:
+        with_tls(tmp_path / "tidings.conf", port)
     (tmp_path / "nginx.conf").write_text(f"""
 pid {tmp_path}/nginx.pid;
 error_log {tmp_path}/error.log info;
@@ -136,3 +158,20 @@ async def test_socketio_and_editing_sockets_upgrade_through_nginx(cluster: Clust
         first = await ws.receive_json(timeout=10)
         assert first["type"] == "connected" and first["data"]["session_id"] == session, first
         await ws.close()
+
+
+@pytest.mark.parametrize("cluster", ["redis"], indirect=True)
+async def test_tls_example_terminates_https_and_wss(cluster: Cluster, nginx: str) -> None:
+    _, token = await cluster.register("dave")
+    erin_id, _ = await cluster.register("erin")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+        async with http.get(f"https://{nginx}/api/health") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ok"
+        client = Client(f"wss://{nginx}/ws", token, device_id="tls",
+                        connector=lambda url: AiohttpTransport.connect(url, session=http))
+        await client.connect()
+        try:
+            ack = await client.send_chat(erin_id, "over TLS")
+            assert ack.message_id > 0
+        finally:
+            await client.close()

@@ -215,6 +215,19 @@ async def test_the_stack_serves_every_path_through_nginx(stack: Stack,
     finally:
         await sock.close()
 
+    # docs/deployment.md's backup: pg_dump from the postgres container, while it serves.
+    dump = subprocess.run(
+        ["docker-compose", "-p", stack.project, "-f", str(stack.files[0]), "exec", "-T",
+         "postgres", "pg_dump", "-U", "tidings", "-Fc", "--no-unlogged-table-data", "tidings"],
+        env=stack.env, capture_output=True, timeout=120, check=True).stdout
+    assert dump.startswith(b"PGDMP"), dump[:20]
+    listing = subprocess.run(
+        ["docker-compose", "-p", stack.project, "-f", str(stack.files[0]), "exec", "-T",
+         "postgres", "pg_restore", "--list"], input=dump, env=stack.env,
+        capture_output=True, timeout=120, check=True).stdout.decode()
+    assert "TABLE DATA public messages" in listing and "TABLE DATA public workstations" \
+        in listing, listing[:2000]
+
 
 async def test_a_killed_node_container_loses_no_client_and_no_message(
         stack: Stack, http: aiohttp.ClientSession) -> None:

@@ -127,3 +127,24 @@ async def test_docker_stop_drains_and_loses_nothing_across_the_restart(
     assert figures.acked > acked_before > 50, figures
     assert figures.lost == 0 and figures.duplicated == 0, figures
     assert figures.connections >= 2 * 12, figures  # every device came back after the stop
+
+
+def test_sqlite_online_backup_of_a_running_container(engine: Engine,
+                                                     container: Container) -> None:
+    """docs/deployment.md's backup command, while the node serves."""
+    container.run()
+    asyncio.run(_register_one(container.base))
+    backup = ("import sqlite3; src = sqlite3.connect('/data/tidings.db'); "
+              "dst = sqlite3.connect('/data/backup.db'); src.backup(dst); dst.close()")
+    engine.docker("exec", container.name, "python3", "-c", backup)
+    check = ("import sqlite3; db = sqlite3.connect('/data/backup.db'); "
+             "print(db.execute('PRAGMA integrity_check').fetchone()[0], "
+             "db.execute('SELECT count(*) FROM users').fetchone()[0])")
+    out = engine.docker("exec", container.name, "python3", "-c", check).stdout.split()
+    assert out == ["ok", "1"], out
+
+
+async def _register_one(base: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        await wait_healthy(http, base, what="container")
+        await register(http, base, 1)
