@@ -23,12 +23,13 @@ ARG EXTRA_CA_CERTS=""
 RUN cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.pem && \
     printf '%s\n' "$EXTRA_CA_CERTS" >> /tmp/ca.pem
 ENV PIP_CERT=/tmp/ca.pem
-# Dependencies first: this layer is reused while only the source changes.
-COPY pyproject.toml README.md /src/
-RUN mkdir -p /src/src/tidings && touch /src/src/tidings/__init__.py && \
+# Dependencies first: this layer is reused while only the source (or README) changes.
+COPY pyproject.toml /src/
+RUN mkdir -p /src/src/tidings && touch /src/src/tidings/__init__.py /src/README.md && \
     /opt/tidings/bin/pip install -q /src && \
     /opt/tidings/bin/pip uninstall -q -y tidings && \
     rm -rf /src/build /src/src
+COPY README.md /src/
 COPY src /src/src
 RUN /opt/tidings/bin/pip install -q --no-deps /src && \
     /opt/tidings/bin/python -m compileall -q /opt/tidings/lib && \
