@@ -103,6 +103,8 @@ class Engine:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)
+            # Untagged layers of older Dockerfiles pile up in the cache: a week is enough.
+            self.docker("image", "prune", "-f", "--filter", "until=168h", check=False)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)
