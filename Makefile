@@ -11,7 +11,7 @@ DESKMAP_BUILT = src/tidings/web/desk_map/index.html
 DESKMAP_SRC   = $(shell find $(DESKMAP)/src -type f 2>/dev/null) $(DESKMAP)/index.html \
                 $(DESKMAP)/vite.config.ts $(DESKMAP)/tsconfig.json
 
-.PHONY: serve test test-js lint check clean desk-map
+.PHONY: serve test test-js test-deploy lint check clean desk-map
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,21 @@ serve: $(VENV)/.installed $(DESKMAP_BUILT)
 	$(BIN)/tidings serve $(ARGS)
 
 ## test: install dev dependencies and the binaries tests need, run the whole suite
-##       (pytest, then the JavaScript client's tests under Node's test runner)
+##       (pytest, then the JavaScript client's tests under Node's test runner);
+##       the deployment tests are `make test-deploy`
 test: $(VENV)/.dev $(DESKMAP_BUILT)
 	scripts/test-deps
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(ARGS)
+	$(BIN)/python -m pytest --ignore=tests/deploy --cov --cov-report=term --cov-fail-under=90 $(ARGS)
 	$(MAKE) test-js
+
+## test-deploy: deploy/ for real (tests/deploy): the Docker image, the compose stack behind
+##              nginx, PM2 and the systemd unit. Installs docker.io, docker-compose and
+##              debootstrap, starts its own dockerd (root) and stops it; a few minutes. The
+##              Debian base image and the layers are cached in $$TIDINGS_DEPLOY_CACHE
+##              (default /var/cache/tidings-deploy).
+test-deploy: $(VENV)/.dev
+	scripts/test-deps --deploy
+	$(BIN)/python -m pytest tests/deploy -p no:cacheprovider --durations=10 $(ARGS)
 
 $(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
@@ -62,7 +72,7 @@ $(DESKMAP_BUILT): $(DESKMAP)/node_modules/.package-lock.json $(DESKMAP_SRC)
 
 ## lint: ruff and mypy; the desk map app's type-check (vue-tsc) and linter (eslint)
 lint: $(VENV)/.dev $(DESKMAP)/node_modules/.package-lock.json
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/mypy
 	cd $(DESKMAP) && npm run --silent typecheck && npm run --silent lint
 

@@ -130,16 +130,18 @@ async def _serve(settings: Settings) -> None:
         server = Server(settings)  # opens store and bus by URL, reads the JWT key file
     except (ValueError, OSError) as exc:
         raise SystemExit(f"tidings: {exc}") from None
+    # Handlers first: a SIGTERM that comes while the node starts (a `docker stop` or a
+    # deploy right after a start) is a drain once it listens, not an abrupt exit.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, stop, sig)
     try:
         await server.start()
     except OSError as exc:  # port in use, database unreachable
         await server.stop()
         raise SystemExit(f"tidings: cannot start: {exc}") from None
     _tune_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _on_signal, stop, sig)
     await stop.wait()
     # The drain keeps within shutdown_timeout; the bound here covers a store or bus
     # that hangs while closing (what was acknowledged is durable already).

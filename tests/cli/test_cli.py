@@ -304,11 +304,12 @@ async def test_serve_runs_until_sigterm_then_stops_cleanly(sqlite_url, caplog):
     task = asyncio.create_task(cli._serve(Settings(port=0, database_url=sqlite_url)))
     try:
         async with asyncio.timeout(10):
-            # Signal only once _serve's handler is in place: the default would end pytest.
-            while signal.getsignal(signal.SIGTERM) == original:
+            # Signal only once _serve's handler is in place (the default would end
+            # pytest) and the node listens.
+            while (signal.getsignal(signal.SIGTERM) == original
+                   or "Tidings listening on" not in caplog.text):
                 assert not task.done(), task
                 await asyncio.sleep(0.01)
-        assert "Tidings listening on" in caplog.text
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(task, 10)
     finally:

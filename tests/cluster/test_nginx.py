@@ -1,4 +1,6 @@
-"""docs/nginx/tidings.conf, run by a real nginx in front of three nodes."""
+"""deploy/nginx/tidings.conf, run by a real nginx in front of three nodes: /ws clients
+survive the loss of two nodes; /socket.io/ and the editing sockets upgrade through it.
+(tests/deploy runs the same file in the compose stack, with long-polling and desk events.)"""
 
 from __future__ import annotations
 
@@ -16,32 +18,54 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.support.services import free_port
-from tidings.client import ChatMessage, Client, ReconnectPolicy
+from tidings.client import AiohttpTransport, ChatMessage, Client, ReconnectPolicy
 
 pytestmark = pytest.mark.slow
 
-CONFIG = Path(__file__).parents[2] / "docs" / "nginx" / "tidings.conf"
+CONFIG = Path(__file__).parents[2] / "deploy" / "nginx" / "tidings.conf"
+RENDER = CONFIG.parent / "render.sh"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def render(cluster: Cluster, port: int) -> str:
-    """The documented config with this test's ports, and nothing else changed."""
-    text = CONFIG.read_text()
-    servers = iter(n.port for n in cluster.nodes)
-    text, count = re.subn(r"server 127\.0\.0\.1:\d+", lambda _: f"server 127.0.0.1:{next(servers)}",
-                          text)
-    assert count == 3
-    text, count = re.subn(r"listen 8080;", f"listen 127.0.0.1:{port};", text)
-    assert count == 1
+def render(cluster: Cluster, port: int, out: Path) -> str:
+    """The config with this test's ports (by deploy/nginx/render.sh, as compose does)."""
+    subprocess.run(["sh", str(RENDER), str(CONFIG), str(out), f"127.0.0.1:{port}",
+                    *(f"127.0.0.1:{n.port}" for n in cluster.nodes)], check=True)
+    text = out.read_text()
+    servers = re.findall(r"server (127\.0\.0\.1:\d+)", text)
+    assert servers == [f"127.0.0.1:{n.port}" for n in cluster.nodes] * 2  # both upstreams
+    assert f"listen 127.0.0.1:{port};" in text
     return text
 
 
+def with_tls(path: Path, port: int) -> None:
+    """The config's TLS example switched on, with a self-signed certificate."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(path.parent / "key.pem"),
+                    "-out", str(path.parent / "cert.pem")], check=True, capture_output=True)
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.strip() == f"listen 127.0.0.1:{port};":
+            continue  # "instead of the listen line above"
+        example = re.match(r"\s*# ((listen 443 ssl|server_name|ssl_\w+)\b.*)", line)
+        if example:
+            line = "    " + example.group(1)
+            line = line.replace("listen 443", f"listen 127.0.0.1:{port}")
+            line = line.replace("/etc/ssl/tidings/fullchain.pem", str(path.parent / "cert.pem"))
+            line = line.replace("/etc/ssl/tidings/privkey.pem", str(path.parent / "key.pem"))
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    assert sum("ssl" in line and not line.lstrip().startswith("#") for line in lines) == 4
+
+
 @pytest.fixture
-def nginx(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
+def nginx(cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if not Path(NGINX).exists():
         pytest.fail("nginx not installed: run scripts/test-deps")
     port = free_port()
-    (tmp_path / "tidings.conf").write_text(render(cluster, port))
+    render(cluster, port, tmp_path / "tidings.conf")
+    if "tls" in request.node.name:
+        with_tls(tmp_path / "tidings.conf", port)
     (tmp_path / "nginx.conf").write_text(f"""
 pid {tmp_path}/nginx.pid;
 error_log {tmp_path}/error.log info;
@@ -106,3 +130,48 @@ async def test_clients_behind_nginx_survive_the_loss_of_two_nodes(cluster: Clust
                     break
     assert got == acked
     assert alice_id != bob_id
+
+
+# A PostgreSQL store: the desk map and editing need SQL tables (not on the Redis store).
+@pytest.mark.parametrize("cluster", ["redis-bus"], indirect=True)
+async def test_socketio_and_editing_sockets_upgrade_through_nginx(cluster: Cluster,
+                                                                  nginx: str) -> None:
+    _, token = await cluster.register("carol")
+    async with aiohttp.ClientSession() as http:
+        # Engine.IO straight to WebSocket: the node's open packet comes back through nginx.
+        ws = await http.ws_connect(f"ws://{nginx}/socket.io/?EIO=4&transport=websocket")
+        opened = await ws.receive(timeout=10)
+        assert opened.type == aiohttp.WSMsgType.TEXT and opened.data.startswith("0{"), opened
+        assert "sid" in opened.data
+        await ws.close()
+        # An editing session's socket, opened through nginx, gets its first event.
+        auth = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"http://{nginx}/api/v1/workspaces", json={"name": "n"},
+                             headers=auth) as r:
+            assert r.status == 201, await r.text()
+            workspace = (await r.json())["id"]
+        async with http.post(f"http://{nginx}/api/v1/workspaces/{workspace}/resources/1"
+                             "/editing/start", headers=auth) as r:
+            assert r.status == 201, await r.text()
+            session = (await r.json())["session_id"]
+        ws = await http.ws_connect(f"ws://{nginx}/api/v1/ws/editing/{session}", headers=auth)
+        first = await ws.receive_json(timeout=10)
+        assert first["type"] == "connected" and first["data"]["session_id"] == session, first
+        await ws.close()
+
+
+@pytest.mark.parametrize("cluster", ["redis"], indirect=True)
+async def test_tls_example_terminates_https_and_wss(cluster: Cluster, nginx: str) -> None:
+    _, token = await cluster.register("dave")
+    erin_id, _ = await cluster.register("erin")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+        async with http.get(f"https://{nginx}/api/health") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ok"
+        client = Client(f"wss://{nginx}/ws", token, device_id="tls",
+                        connector=lambda url: AiohttpTransport.connect(url, session=http))
+        await client.connect()
+        try:
+            ack = await client.send_chat(erin_id, "over TLS")
+            assert ack.message_id > 0
+        finally:
+            await client.close()
