@@ -10,7 +10,7 @@ import time
 
 from aiohttp import web
 
-from tidings.api import users
+from tidings.api import asyncapi, openapi, users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.errors import (
     BODY_TIMEOUT,
@@ -106,6 +106,7 @@ class Server:
         app[STARTED] = time.monotonic()
         add_security_headers(app, tls=self.tls is not None)
         app.router.add_get("/ws", self.gateway.handle)
+        openapi.describe(app, [asyncapi.WEBSOCKET])
         add_routes(app)
         app[RATE_LIMITER] = HttpRateLimiter(self.settings.http_rate_limit,
                                             self.settings.http_rate_burst)
@@ -119,6 +120,8 @@ class Server:
         admin.add_routes(app, self.settings, self.traffic)
         pages.add_routes(app)
         add_cluster_routes(app)
+        openapi.add_routes(app)
+        asyncapi.add_routes(app)
         if self.settings.test_endpoints:
             from tidings.gateway.echo import add_test_routes
 

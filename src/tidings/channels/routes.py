@@ -11,12 +11,20 @@ import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import ErrorDetail, Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.auth import Identity
 from tidings.channels.access import is_admin
 from tidings.channels.broker import Broker, BrokerError
 from tidings.channels.wire import publication_json
-from tidings.protocol.messages import ChannelName, IdempotencyKey, PublicationType
+from tidings.protocol.messages import (
+    ChannelName,
+    ClientInfo,
+    IdempotencyKey,
+    PublicationPayload,
+    PublicationType,
+    PublishAckPayload,
+)
 from tidings.store.channels import NewPublication, PublishResult
 
 MAX_BATCH = 1000
@@ -41,6 +49,74 @@ class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Body of ``POST /api/v1/publish/batch``."""
 
     items: Annotated[list[PublishRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class PublishResults(msgspec.Struct):
+    """One answer per user of ``user_ids``, in order."""
+
+    results: list[PublishAckPayload]
+
+
+class BatchItem(msgspec.Struct, omit_defaults=True):
+    """A batch result: a publish answer (``channel``, ``offset``, ``created_at``,
+    ``duplicate``) or, for a refused item, its ``index`` and ``error``."""
+
+    channel: str | None = None
+    offset: int | None = None
+    created_at: int | None = None
+    duplicate: bool | None = None
+    index: int | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResults(msgspec.Struct):
+    """One result per published channel, in item order."""
+
+    results: list[BatchItem]
+
+
+class ChannelHistory(msgspec.Struct):
+    """Retained publications after ``since``, oldest first."""
+
+    channel: str
+    offset: int
+    first_offset: int
+    recovered: bool
+    publications: list[PublicationPayload]
+    has_more: bool
+
+
+class ChannelPresence(msgspec.Struct):
+    """This node's subscribers of a channel."""
+
+    channel: str
+    subscribers: list[ClientInfo]
+
+
+class PublicationCounts(msgspec.Struct):
+    """Publications ever made: in total, by type, by UTC day (``YYYY-MM-DD``)."""
+
+    total: int
+    by_type: dict[str, int]
+    by_day: dict[str, int]
+
+
+class ChannelCounts(msgspec.Struct):
+    """One channel: publications ever, still retained, subscribers on this node."""
+
+    channel: str
+    published: int
+    retained: int
+    subscribers: int
+
+
+class BrokerStats(msgspec.Struct):
+    """Statistics of the broker."""
+
+    publications: PublicationCounts
+    connections: int
+    subscriptions: int
+    channels: list[ChannelCounts]
 
 
 def _http_error(exc: BrokerError) -> ApiError:
@@ -170,8 +246,34 @@ async def stats(request: web.Request) -> web.Response:
                       "subscribers": subscribers.get(c.channel, 0)} for c in data.channels]})
 
 
+_TAG = "channels"
+_REFUSED = {403: ("PERMISSION_DENIED",), 404: ("UNKNOWN_CHANNEL",)}
+_PAGE = (Param("since", int, "publications after this offset (default 0: all retained)"),
+         Param("limit", int, "1-1000, default 100"))
+ROUTES = (
+    Operation("POST", "/api/v1/publish", "publish", "Publish to a channel or to users", _TAG,
+              body=PublishRequest, answer=PublishAckPayload,
+              errors={**_REFUSED, 413: ("PUBLICATION_TOO_LARGE",)},
+              description="With `user_ids` the answer is `PublishResults` instead."),
+    Operation("POST", "/api/v1/publish/batch", "publishBatch", "Publish up to 1000 items",
+              _TAG, body=BatchRequest, answer=BatchResults),
+    Operation("GET", "/api/v1/channels/{name}/history", "getChannelHistory",
+              "A channel's retained publications", _TAG, answer=ChannelHistory,
+              params=(Param("name", ChannelName, "the channel", "path"), *_PAGE),
+              errors=_REFUSED),
+    Operation("GET", "/api/v1/channels/{name}/presence", "getChannelPresence",
+              "Who is subscribed to a channel", _TAG, answer=ChannelPresence,
+              params=(Param("name", ChannelName, "the channel", "path"),),
+              errors={400: ("BAD_PARAMETER",), 403: ("PERMISSION_DENIED",),
+                      404: ("UNKNOWN_CHANNEL", "PRESENCE_DISABLED")}),
+    Operation("GET", "/api/v1/stats", "getStats", "Statistics of the broker", _TAG,
+              auth="admin", answer=BrokerStats, errors={403: ("PERMISSION_DENIED",)}),
+)
+
+
 def add_channel_routes(app: web.Application, broker: Broker) -> None:
     """Register the broker's routes."""
+    describe(app, ROUTES)
     app[BROKER] = broker
     app.router.add_post("/api/v1/publish", publish)
     app.router.add_post("/api/v1/publish/batch", publish_batch)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tidings.api.openapi import Operation, Param, describe
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 PAGES = HERE / "pages"
@@ -22,7 +24,7 @@ _ASSET = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
 # The page routes and their files; a demo joins this table when its API lands.
 ROUTES = {"/": "dashboard.html", "/demo/chat": "chat.html", "/demo/desks": "desks.html",
-          "/demo/editing": "editing.html"}
+          "/demo/editing": "editing.html", "/api/docs": "api-docs.html"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -60,8 +62,29 @@ async def asset(request: web.Request) -> web.StreamResponse:
     return _file_response(path)
 
 
+_PAGE_PATH = {"x-tidings-path": "a page for people, not part of the API"}
+_SUMMARIES = {"/": "The operator dashboard", "/demo/chat": "The chat demo",
+              "/demo/desks": "The desk map demo", "/demo/editing": "The editing demo",
+              "/api/docs": "This API reference, rendered"}
+
+
+def _describe(app: web.Application) -> None:
+    names = {"/": "dashboard"}
+    ops = [Operation("GET", route, "page" + "".join(
+        p.capitalize() for p in names.get(route, route).replace("-", "/").split("/") if p),
+                     _SUMMARIES.get(route, f"The page {filename}"), "pages", auth="none",
+                     media="text/html", extensions=_PAGE_PATH)
+           for route, filename in ROUTES.items()]
+    ops.append(Operation("GET", "/static/{name}", "staticAsset", "A script, style or image "
+                         "of the pages", "pages", auth="none", media="application/octet-stream",
+                         params=(Param("name", str, "a plain file name", "path"),),
+                         errors={404: ("NOT_FOUND",)}, extensions=_PAGE_PATH))
+    describe(app, ops)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the pages and their assets."""
+    _describe(app)
     for route, filename in ROUTES.items():
         app.router.add_get(route, _page(filename))
     app.router.add_get("/static/{name}", asset)
