@@ -247,7 +247,8 @@ DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document", dict)
 def document(app: web.Application) -> dict[str, Any]:
     """The document of ``app``, built on first use (once every route is added)."""
     if not app[DOCUMENT]:
-        app[DOCUMENT].update(build(app.get(OPERATIONS) or ()))
+        found: list[Operation] | None = app.get(OPERATIONS)
+        app[DOCUMENT].update(build(found or []))
     return app[DOCUMENT]
 
 
