@@ -20,7 +20,7 @@ from aiohttp import web
 
 from tidings import __version__
 from tidings.api.errors import json_response
-from tidings.api.openapi import Operation, describe, ecma_patterns
+from tidings.api.openapi import DOCS_PATH, Operation, describe, ecma_patterns
 from tidings.protocol import messages as m
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 
@@ -233,4 +233,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ASYNCAPI_PATH, asyncapi_json)
     describe(app, [Operation("GET", ASYNCAPI_PATH, "getAsyncApi", "The AsyncAPI 3.0 "
                              "document of the WebSockets", "documents", auth="none",
-                             answer=dict[str, Any])])
+                             answer=dict[str, Any],
+                             extensions={"x-tidings-path": DOCS_PATH})])

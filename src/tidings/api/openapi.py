@@ -26,6 +26,7 @@ Auth = Literal["token", "none", "admin", "desk-admin"]
 Where = Literal["query", "path", "header"]
 
 OPENAPI_PATH = "/api/openapi.json"
+DOCS_PATH = "next to /api/docs, unversioned: it describes every version"
 JSON = "application/json"
 
 
@@ -258,7 +259,7 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 ROUTES = (
     Operation("GET", OPENAPI_PATH, "getOpenApi", "This OpenAPI 3.1 document", "documents",
-              auth="none", answer=dict[str, Any]),
+              auth="none", answer=dict[str, Any], extensions={"x-tidings-path": DOCS_PATH}),
 )
 
 
