@@ -112,6 +112,14 @@ _CLOSE_MEANING = {
     CloseCode.TOKEN_REVOKED: "the token was revoked: do not retry with it",
 }
 
+# Sent by the frame parser (RFC 6455) or seen by clients only: not in CloseCode.
+RFC_CLOSE_CODES = (
+    (1002, "PROTOCOL_ERROR", "a WebSocket protocol violation (e.g. an unmasked client frame)"),
+    (1007, "INVALID_PAYLOAD_DATA", "invalid UTF-8 in a text frame"),
+    (1006, "ABNORMAL_CLOSURE", "client-side only: the connection was lost without a close "
+                               "frame; reconnect with backoff"),
+)
+
 WS = Socket(
     "ws", "/ws", "Native protocol (seed 001 + extensions)",
     "Every frame is an envelope `{type, seq, payload}`: a JSON text frame as shown here, or "
@@ -121,8 +129,10 @@ WS = Socket(
     WS_MESSAGES, "ws",
     extensions={
         "x-tidings-error-codes": [c.value for c in ErrorCode],
-        "x-tidings-close-codes": [{"code": int(c), "name": c.name,
-                                   "meaning": _CLOSE_MEANING[c]} for c in CloseCode],
+        "x-tidings-close-codes": [
+            *({"code": int(c), "name": c.name, "meaning": _CLOSE_MEANING[c]} for c in CloseCode),
+            *({"code": code, "name": name, "meaning": meaning}
+              for code, name, meaning in RFC_CLOSE_CODES)],
     })
 
 WEBSOCKET = Operation("GET", "/ws", "openWebSocket", "The native protocol's WebSocket (see "

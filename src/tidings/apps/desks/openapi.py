@@ -46,7 +46,7 @@ class Workstation(msgspec.Struct):
     width: float
     height: float
     status: Status
-    equipment: list[Any]
+    equipment: list[str]
     notes: str
     floor_id: int | None
     floor_number: int | None
