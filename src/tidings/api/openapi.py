@@ -82,6 +82,11 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
+# How the reference groups operations: the API people call first, pages last.
+TAG_ORDER = ("accounts", "messages", "presence", "users", "tokens", "channels", "realtime",
+             "editing", "desks", "desk organisation", "cluster", "admin", "core", "documents",
+             "pages", "test")
+
 OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("openapi_operations", list)
 
 _PARAM = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
@@ -193,7 +198,9 @@ def build(operations: Iterable[Operation], *, title: str = "Tidings HTTP API") -
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__, "description": DESCRIPTION,
                  "license": {"name": "MIT", "identifier": "MIT"}},
-        "tags": [{"name": t} for t in dict.fromkeys(o.tag for o in ops)],
+        "tags": [{"name": t} for t in sorted(
+            dict.fromkeys(o.tag for o in ops),
+            key=lambda t: (TAG_ORDER.index(t) if t in TAG_ORDER else len(TAG_ORDER), t))],
         "paths": paths,
         "components": {
             "schemas": components,
