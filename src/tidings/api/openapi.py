@@ -47,7 +47,8 @@ class Operation:
 
     ``path`` is the aiohttp path, regex parts included (``/x/{id:[0-9]+}``): path
     parameters the table does not describe become strings with that pattern.
-    ``errors`` maps an HTTP status to the error ``code`` values the route may answer
+    ``answer`` is a type, or a tuple of types the answer is one of. ``errors`` maps an
+    HTTP status to the error ``code`` values the route may answer
     with it, besides those every route of its kind may answer (see :func:`_errors`).
     """
 
@@ -186,7 +187,7 @@ def build(operations: Iterable[Operation], *, title: str = "Tidings HTTP API") -
     for op in ops:
         kinds += [p.type for p in (*op.params, *_path_params(op))
                   if not isinstance(p.type, _Pattern)]
-        kinds += [k for k in (op.body, op.answer) if k is not None]
+        kinds += [k for k in (op.body, *_answers(op)) if k is not None]
     unique = list({id(k): k for k in kinds}.values())
     found, components = msgspec.json.schema_components(
         unique, ref_template="#/components/schemas/{name}")
@@ -214,6 +215,11 @@ def build(operations: Iterable[Operation], *, title: str = "Tidings HTTP API") -
     })
 
 
+def _answers(op: Operation) -> tuple[Any, ...]:
+    """The answer's types: one, or a tuple of alternatives (a ``oneOf``)."""
+    return op.answer if isinstance(op.answer, tuple) else (op.answer,)
+
+
 def _operation(op: Operation, schemas: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
                            "tags": [op.tag]}
@@ -233,7 +239,9 @@ def _operation(op: Operation, schemas: dict[int, dict[str, Any]]) -> dict[str, A
                               "content": {JSON: {"schema": schemas[id(op.body)]}}}
     answer: dict[str, Any] = {"description": op.summary}
     if op.answer is not None:
-        answer["content"] = {op.media: {"schema": schemas[id(op.answer)]}}
+        found = [schemas[id(k)] for k in _answers(op)]
+        answer["content"] = {op.media: {"schema": found[0] if len(found) == 1
+                                        else {"oneOf": found}}}
     elif op.media != JSON:
         answer["content"] = {op.media: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): answer}

@@ -252,9 +252,10 @@ _PAGE = (Param("since", int, "publications after this offset (default 0: all ret
          Param("limit", int, "1-1000, default 100"))
 ROUTES = (
     Operation("POST", "/api/v1/publish", "publish", "Publish to a channel or to users", _TAG,
-              body=PublishRequest, answer=PublishAckPayload,
+              body=PublishRequest, answer=(PublishAckPayload, PublishResults),
               errors={**_REFUSED, 413: ("PUBLICATION_TOO_LARGE",)},
-              description="With `user_ids` the answer is `PublishResults` instead."),
+              description="With `channel` the answer is a `PublishAckPayload`; with "
+                          "`user_ids`, `PublishResults`."),
     Operation("POST", "/api/v1/publish/batch", "publishBatch", "Publish up to 1000 items",
               _TAG, body=BatchRequest, answer=BatchResults),
     Operation("GET", "/api/v1/channels/{name}/history", "getChannelHistory",

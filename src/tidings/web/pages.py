@@ -76,7 +76,7 @@ def _describe(app: web.Application) -> None:
                      media="text/html", extensions=_PAGE_PATH)
            for route, filename in ROUTES.items()]
     ops.append(Operation("GET", "/static/{name}", "staticAsset", "A script, style or image "
-                         "of the pages", "pages", auth="none", media="application/octet-stream",
+                         "of the pages", "pages", auth="none", media="*/*",
                          params=(Param("name", str, "a plain file name", "path"),),
                          errors={404: ("NOT_FOUND",)}, extensions=_PAGE_PATH))
     describe(app, ops)
