@@ -180,6 +180,8 @@ def build(sockets: list[Socket]) -> Any:
     by_id = {id(k): s for k, s in zip(unique, found, strict=True)}
     schemas["ErrorCode"] = {"type": "string", "enum": [c.value for c in ErrorCode],
                             "description": "`code` of MsgError and of HTTP error bodies"}
+    if "ErrorPayload" in schemas:  # MsgError's code is one of them
+        schemas["ErrorPayload"]["properties"]["code"] = {"$ref": _REF.format(name="ErrorCode")}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}

@@ -105,6 +105,7 @@ socket is described by the AsyncAPI document at `/api/asyncapi.json`.
 
 Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status; each response
 lists its codes (`x-error-codes`). A server fault is 500 `INTERNAL_ERROR` on any route.
+Every `GET` also answers `HEAD`.
 
 Paths: the paths the design seeds name (`/api/workstations`, `/api/map`, `/api/desks`,
 `/api/database/sync`, `/api/metrics`, `/api/health`, `/metrics`, the editing routes of

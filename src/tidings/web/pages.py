@@ -63,18 +63,18 @@ async def asset(request: web.Request) -> web.StreamResponse:
 
 
 _PAGE_PATH = {"x-tidings-path": "a page for people, not part of the API"}
-_SUMMARIES = {"/": "The operator dashboard", "/demo/chat": "The chat demo",
-              "/demo/desks": "The desk map demo", "/demo/editing": "The editing demo",
-              "/api/docs": "This API reference, rendered"}
+
+
+def _page_operation(route: str, filename: str) -> Operation:
+    """``/demo/chat`` → ``pageDemoChat``, summary from the page's file name."""
+    words = [w for w in re.split(r"[/.-]", route) if w] or ["dashboard"]
+    return Operation("GET", route, "page" + "".join(w.capitalize() for w in words),
+                     f"A page ({filename})", "pages", auth="none", media="text/html",
+                     extensions=_PAGE_PATH)
 
 
 def _describe(app: web.Application) -> None:
-    names = {"/": "dashboard"}
-    ops = [Operation("GET", route, "page" + "".join(
-        p.capitalize() for p in names.get(route, route).replace("-", "/").split("/") if p),
-                     _SUMMARIES.get(route, f"The page {filename}"), "pages", auth="none",
-                     media="text/html", extensions=_PAGE_PATH)
-           for route, filename in ROUTES.items()]
+    ops = [_page_operation(route, filename) for route, filename in ROUTES.items()]
     ops.append(Operation("GET", "/static/{name}", "staticAsset", "A script, style or image "
                          "of the pages", "pages", auth="none", media="*/*",
                          params=(Param("name", str, "a plain file name", "path"),),
