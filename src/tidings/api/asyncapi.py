@@ -137,7 +137,8 @@ WS = Socket(
 
 WEBSOCKET = Operation("GET", "/ws", "openWebSocket", "The native protocol's WebSocket (see "
                       "the AsyncAPI document)", "realtime", auth="none", status=101,
-                      errors={403: ("FORBIDDEN",), 426: ("UPGRADE_REQUIRED",)},
+                      errors={400: ("BAD_REQUEST",), 403: ("ORIGIN_NOT_ALLOWED",),
+                              426: ("UPGRADE_REQUIRED",)},
                       description="Authenticate with `MsgAuth` after the upgrade.",
                       extensions={"x-tidings-asyncapi": "ws",
                                   "x-tidings-path": "unversioned: seed 001 names /ws"})

@@ -67,6 +67,7 @@ class Operation:
     media: str = JSON
     description: str = ""
     errors: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    schemes: tuple[str, ...] = ("bearer", "apiToken")  # how the token may come
     extensions: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,7 +92,6 @@ TAG_ORDER = ("accounts", "messages", "presence", "users", "tokens", "channels", 
 OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("openapi_operations", list)
 
 _PARAM = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
-_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiToken": []}]
 _AUTH_NOTE = {"admin": "Needs a token with the `admin` scope.",
               "desk-admin": "Needs desk-admin rights (the `desk_admins` setting or table, "
                             "or a token with the `admin` scope)."}
@@ -212,7 +212,11 @@ def build(operations: Iterable[Operation], *, title: str = "Tidings HTTP API") -
                                           "`POST /api/v1/tokens`) or a JWT."},
                 "apiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token",
                              "description": "The same token, for clients that cannot set "
-                                            "`Authorization`."}}},
+                                            "`Authorization`."},
+                "queryToken": {"type": "apiKey", "in": "query", "name": "token",
+                               "description": "The same token in the URL: WebSockets "
+                                              "opened by browsers, which cannot set "
+                                              "headers (the editing socket)."}}},
     })
 
 
@@ -228,7 +232,7 @@ def _operation(op: Operation, schemas: dict[int, dict[str, Any]]) -> dict[str, A
     description = " ".join(x for x in (op.description, note) if x)
     if description:
         out["description"] = description
-    out["security"] = [] if op.auth == "none" else _SECURITY
+    out["security"] = [] if op.auth == "none" else [{s: []} for s in op.schemes]
     params = [*_path_params(op), *op.params]
     if params:
         out["parameters"] = [

@@ -215,8 +215,8 @@ ROUTES = (
         params=(Param("workspace_id", int, "only this workspace"),)),
     _op("GET", "/api/v1/ws/editing/{session_id}", "openEditingSocket",
         "The editing WebSocket of a session (see the AsyncAPI document)", status=101,
-        params=(Param("session_id", str, "the session (es_…)", "path"),
-                Param("token", str, "the token, for browsers (they cannot set headers)")),
+        params=(Param("session_id", str, "the session (es_…)", "path"),),
+        schemes=("bearer", "queryToken"),
         errors={403: ("ORIGIN_FORBIDDEN",), 404: (Code.SESSION_NOT_FOUND,)},
         extensions={"x-tidings-asyncapi": "editing"}),
 )
