@@ -130,9 +130,8 @@ def _channels(body: PublishRequest) -> list[str]:
                                                              or ()]
 
 
-def _result(r: PublishResult) -> dict[str, Any]:
-    return {"channel": r.channel, "offset": r.offset, "created_at": r.created_at,
-            "duplicate": r.duplicate}
+def _result(r: PublishResult) -> PublishAckPayload:
+    return PublishAckPayload(r.channel, r.offset, r.created_at, r.duplicate)
 
 
 def _prepare(broker: Broker, body: PublishRequest, channel: str,
@@ -154,7 +153,7 @@ async def publish(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(broker.submit(i) for i in items))
     if body.channel is not None:
         return json_response(_result(results[0]))
-    return json_response({"results": [_result(r) for r in results]})
+    return json_response(PublishResults([_result(r) for r in results]))
 
 
 async def publish_batch(request: web.Request) -> web.Response:
@@ -163,17 +162,20 @@ async def publish_batch(request: web.Request) -> web.Response:
     me = await authenticated(request)
     body = await read_json(request, BatchRequest)
     broker = request.app[BROKER]
-    answers: list[dict[str, Any] | asyncio.Future[PublishResult]] = []
+    answers: list[BatchItem | asyncio.Future[PublishResult]] = []
     for n, item in enumerate(body.items):
         try:
             for channel in _channels(item):
                 answers.append(broker.submit(_prepare(broker, item, channel, me)))
         except ApiError as exc:
-            answers.append({"index": n, "error": {"code": exc.code, "message": exc.message}})
-    out: list[dict[str, Any]] = []
+            answers.append(BatchItem(index=n, error=ErrorDetail(exc.code, exc.message)))
+    out: list[BatchItem] = []
     for answer in answers:
-        out.append(_result(await answer) if isinstance(answer, asyncio.Future) else answer)
-    return json_response({"results": out})
+        if isinstance(answer, asyncio.Future):
+            r = await answer
+            answer = BatchItem(r.channel, r.offset, r.created_at, r.duplicate)
+        out.append(answer)
+    return json_response(BatchResults(out))
 
 
 def _channel_param(request: web.Request) -> str:
@@ -218,8 +220,7 @@ async def presence(request: web.Request) -> web.Response:
         raise ApiError(404, "PRESENCE_DISABLED",
                        f"the namespace of {channel!r} does not keep presence")
     subscribers = broker.presence(channel)
-    return json_response({"channel": channel, "subscribers": [
-        {"user_id": u, "device_id": d} for u, d in subscribers]})
+    return json_response(ChannelPresence(channel, [ClientInfo(u, d) for u, d in subscribers]))
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -237,13 +238,11 @@ async def stats(request: web.Request) -> web.Response:
         by_day[d.day] += d.count
     subscribers = broker.router.channels()
     hub = request.app[SERVICE].hub
-    return json_response({
-        "publications": {"total": sum(by_type.values()), "by_type": dict(by_type),
-                         "by_day": dict(by_day)},
-        "connections": sum(1 for _ in hub.all_connections()),
-        "subscriptions": sum(subscribers.values()),
-        "channels": [{"channel": c.channel, "published": c.published, "retained": c.retained,
-                      "subscribers": subscribers.get(c.channel, 0)} for c in data.channels]})
+    return json_response(BrokerStats(
+        PublicationCounts(sum(by_type.values()), dict(by_type), dict(by_day)),
+        sum(1 for _ in hub.all_connections()), sum(subscribers.values()),
+        [ChannelCounts(c.channel, c.published, c.retained, subscribers.get(c.channel, 0))
+         for c in data.channels]))
 
 
 _TAG = "channels"
