@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from tests.support.server import RunningServer
-from tidings.api import openapi
+from tidings.api import asyncapi, openapi
 from tidings.api.openapi import Operation, Param
 from tidings.config import Settings
 from tidings.server import Server
@@ -51,6 +51,18 @@ def test_every_route_is_documented_and_every_operation_is_a_route(
     assert ("GET", "/api/workstations/{id}") in routes  # the regex routes are compared too
     assert (("GET", "/test/echo") in routes) is test_endpoints
     assert len(routes) > 80
+
+
+def test_an_app_that_is_off_is_neither_served_nor_documented() -> None:
+    # The Redis store turns editing and the desk map off; nothing connects to Redis
+    # while the node is only constructed.
+    node = Server(Settings(database_url="redis://127.0.0.1:1/0"))
+    assert node.editing is None and node.desks is None
+    doc = openapi.document(node.app)
+    assert routes_of(node) == operations_of(doc)
+    assert not any(p.startswith(("/api/workstations", "/api/v1/workspaces", "/api/v1/org"))
+                   for p in doc["paths"])
+    assert list(asyncapi.document(node.app)["channels"]) == ["ws"]
 
 
 def test_the_coverage_check_sees_a_route_without_description(tmp_path: Path) -> None:
