@@ -64,7 +64,7 @@ class Operation:
     answer: Any = None
     status: int = 200
     also: tuple[int, ...] = ()  # other statuses answered with the same schema
-    media: str = JSON
+    media: str | tuple[str, ...] = JSON  # the answer's content type(s)
     description: str = ""
     errors: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     schemes: tuple[str, ...] = ("bearer", "apiToken")  # how the token may come
@@ -243,12 +243,13 @@ def _operation(op: Operation, schemas: dict[int, dict[str, Any]]) -> dict[str, A
         out["requestBody"] = {"required": op.body_required,
                               "content": {JSON: {"schema": schemas[id(op.body)]}}}
     answer: dict[str, Any] = {"description": op.summary}
+    medias = op.media if isinstance(op.media, tuple) else (op.media,)
     if op.answer is not None:
         found = [schemas[id(k)] for k in _answers(op)]
-        answer["content"] = {op.media: {"schema": found[0] if len(found) == 1
-                                        else {"oneOf": found}}}
+        schema = found[0] if len(found) == 1 else {"oneOf": found}
+        answer["content"] = {m: {"schema": schema} for m in medias}
     elif op.media != JSON:
-        answer["content"] = {op.media: {"schema": {"type": "string"}}}
+        answer["content"] = {m: {"schema": {"type": "string"}} for m in medias}
     responses: dict[str, Any] = {str(op.status): answer}
     for status in op.also:
         responses[str(status)] = {**answer, "description": f"{op.summary} ({status})"}

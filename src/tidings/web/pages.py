@@ -76,7 +76,8 @@ def _page_operation(route: str, filename: str) -> Operation:
 def _describe(app: web.Application) -> None:
     ops = [_page_operation(route, filename) for route, filename in ROUTES.items()]
     ops.append(Operation("GET", "/static/{name}", "staticAsset", "A script, style or image "
-                         "of the pages", "pages", auth="none", media="*/*",
+                         "of the pages", "pages", auth="none",
+                         media=tuple(dict.fromkeys(_TYPES.values())),
                          params=(Param("name", str, "a plain file name", "path"),),
                          errors={404: ("NOT_FOUND",)}, extensions=_PAGE_PATH))
     describe(app, ops)
