@@ -78,6 +78,12 @@ lint: $(VENV)/.dev $(DESKMAP)/node_modules/.package-lock.json
 
 check: lint test
 
+.PHONY: vendor-api-docs
+## vendor-api-docs: re-vendor the /api/docs viewer (swagger-ui-dist) and the AsyncAPI 3.0
+##                  JSON Schema the tests validate with, from npm (versions pinned in the script)
+vendor-api-docs:
+	scripts/vendor-api-docs
+
 .PHONY: autobahn
 ## autobahn: RFC 6455 compliance: kosoku runs the Autobahn cases against /test/echo of a node
 ##           and against the SDK's transport; rewrites docs/compliance/ (ARGS='--raw DIR' keeps HTML)

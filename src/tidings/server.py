@@ -11,7 +11,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from tidings.api import users
+from tidings.api import asyncapi, openapi, users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.cors import add_cors
 from tidings.api.errors import (
@@ -124,6 +124,7 @@ class Server:
         app.middlewares.append(self.caps.middleware())  # before any socket is upgraded
         add_cors(app, self.settings.cors_origins)
         app.router.add_get("/ws", self.gateway.handle)
+        openapi.describe(app, [asyncapi.WEBSOCKET])
         add_routes(app)
         app[RATE_LIMITER] = HttpRateLimiter(self.settings.http_rate_limit,
                                             self.settings.http_rate_burst)
@@ -138,6 +139,8 @@ class Server:
         pages.add_routes(app)
         desk_map_app.add_routes(app)
         add_cluster_routes(app)
+        openapi.add_routes(app)
+        asyncapi.add_routes(app)
         if self.settings.test_endpoints:
             from tidings.gateway.echo import add_test_routes
 

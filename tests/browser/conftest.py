@@ -168,6 +168,7 @@ class Page:
         self._events: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.console: list[str] = []  # console.* output and uncaught exceptions
         self.errors: list[str] = []  # console.error, uncaught exceptions, browser log errors
+        self.requests: list[str] = []  # the URL of every request the tab made
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
@@ -191,6 +192,8 @@ class Page:
                 elif method == "Runtime.exceptionThrown":
                     self.console.append(str(params.get("exceptionDetails")))
                     self.errors.append(str(params.get("exceptionDetails")))
+                elif method == "Network.requestWillBeSent":
+                    self.requests.append(params["request"]["url"])
                 elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
                     entry = params["entry"]
                     self.errors.append(f"{entry.get('source')}: {entry.get('text')} "

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import Operation, Param, describe
 from tidings.api.ratelimit import RATE_LIMITER
 from tidings.auth import AuthError, Identity, hash_password, verify_password
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import to_wire
+from tidings.protocol.messages import Message
 from tidings.store.base import Conflict
 
 # \Z, not $: "$" also matches before a trailing newline, which would admit "alice\n".
@@ -32,6 +34,54 @@ class Login(Registration, forbid_unknown_fields=True):
     """Body of login: the token is issued for ``device_id`` when given."""
 
     device_id: Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[^\x00]*\Z")] | None = None
+
+
+class UserRef(msgspec.Struct):
+    """A user: id and name."""
+
+    user_id: int
+    username: str
+
+
+class LoginAnswer(msgspec.Struct):
+    """A new token (``tdg_…``) and when it expires (ms since the epoch)."""
+
+    token: str
+    user_id: int
+    expires_at: int
+
+
+class History(msgspec.Struct):
+    """A page of history, newest first; ``next_before`` pages on (null: last page)."""
+
+    messages: list[Message]
+    next_before: int | None
+
+
+Visibility = Literal["online", "away", "offline", "unknown"]
+
+
+class UserStatus(msgspec.Struct):
+    """``online``, ``away`` or ``offline`` for yourself and peers, ``unknown`` else."""
+
+    user_id: int
+    status: Visibility
+
+
+class PresenceList(msgspec.Struct):
+    """Statuses, one per id asked."""
+
+    presence: list[UserStatus]
+
+
+class Health(msgspec.Struct):
+    """``status`` ``ok`` or ``degraded``; ``store`` and ``bus`` ``ok`` or ``error: …``."""
+
+    status: Literal["ok", "degraded"]
+    uptime_seconds: float
+    connections: int
+    bus: str
+    store: str
 
 
 _INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
@@ -82,7 +132,7 @@ async def register(request: web.Request) -> web.Response:
         user = await store.create_user(body.username, await hash_password(body.password))
     except Conflict:
         raise ApiError(409, "USERNAME_TAKEN", f"username {body.username!r} is taken") from None
-    return json_response({"user_id": user.id, "username": user.username}, status=201)
+    return json_response(UserRef(user.id, user.username), status=201)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -95,7 +145,7 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "INVALID_CREDENTIALS", "wrong username or password")
     assert user is not None
     token, expires_at = await service.auth.issue(user.id, name="login", device_id=body.device_id)
-    return json_response({"token": token, "user_id": user.id, "expires_at": expires_at})
+    return json_response(LoginAnswer(token, user.id, expires_at))
 
 
 async def messages(request: web.Request) -> web.Response:
@@ -109,8 +159,8 @@ async def messages(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 50, low=1, high=500)
     assert limit is not None
     rows = await request.app[SERVICE].store.history(me.user_id, peer, before, limit)
-    return json_response({"messages": [to_wire(m) for m in rows],
-                          "next_before": rows[-1].id if len(rows) == limit else None})
+    return json_response(History([to_wire(m) for m in rows],
+                                 rows[-1].id if len(rows) == limit else None))
 
 
 async def presence(request: web.Request) -> web.Response:
@@ -124,26 +174,22 @@ async def presence(request: web.Request) -> web.Response:
     if not ids:
         raise ApiError(400, "BAD_PARAMETER", "user_ids is required")
     statuses = await request.app[SERVICE].presence.visible_to(me.user_id, ids)
-    return json_response({"presence": [{"user_id": u, "status": s} for u, s in statuses.items()]})
+    return json_response(PresenceList([UserStatus(u, cast(Visibility, s))
+                                       for u, s in statuses.items()]))
 
 
 async def health(request: web.Request) -> web.Response:
     """``GET /api/health``: 200 if the store answers and the bus is connected, else 503."""
     service = request.app[SERVICE]
-    body: dict[str, object] = {
-        "status": "ok",
-        "uptime_seconds": round(time.monotonic() - request.app[STARTED], 3),
-        "connections": sum(1 for _ in service.hub.all_connections()),
-    }
-    body["bus"] = service.bus.health()
+    body = Health("ok", round(time.monotonic() - request.app[STARTED], 3),
+                  sum(1 for _ in service.hub.all_connections()), service.bus.health(), "ok")
     try:
         await service.store.ping()
-        body["store"] = "ok"
     except Exception as exc:
-        body.update(status="degraded", store=f"error: {exc}")
+        body.status, body.store = "degraded", f"error: {exc}"
         return json_response(body, status=503)
-    if body["bus"] != "ok":  # this node cannot reach the others: send clients elsewhere
-        body["status"] = "degraded"
+    if body.bus != "ok":  # this node cannot reach the others: send clients elsewhere
+        body.status = "degraded"
         return json_response(body, status=503)
     return json_response(body)
 
@@ -154,8 +200,36 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="text/plain", charset="utf-8")
 
 
+_CORE = "core"
+ROUTES = (
+    Operation("POST", "/api/v1/auth/register", "register", "Create an account", "accounts",
+              auth="none", body=Registration, answer=UserRef, status=201,
+              errors={409: ("USERNAME_TAKEN",)}),
+    Operation("POST", "/api/v1/auth/login", "login", "Log in: a new token", "accounts",
+              auth="none", body=Login, answer=LoginAnswer,
+              errors={401: ("INVALID_CREDENTIALS",)}),
+    Operation("GET", "/api/v1/messages", "getMessages", "Chat history with one peer",
+              "messages", answer=History, params=(
+                  Param("peer", int, "the other user's id", required=True),
+                  Param("before", int, "only ids below this one (the last id received)"),
+                  Param("limit", int, "1-500, default 50"))),
+    Operation("GET", "/api/v1/presence", "getPresence", "Statuses of users", "presence",
+              answer=PresenceList, params=(
+                  Param("user_ids", str, "comma-separated user ids (up to 1000)",
+                        required=True),)),
+    Operation("GET", "/api/health", "getHealth", "Health of this node (503 if degraded)",
+              _CORE, auth="none", answer=Health, also=(503,),
+              description="503 with the same body when the store or the bus is down.",
+              extensions={"x-tidings-path": "unversioned, as load balancers probe it"}),
+    Operation("GET", "/metrics", "getMetrics", "Prometheus metrics", _CORE, auth="none",
+              media="text/plain",
+              extensions={"x-tidings-path": "unversioned: Prometheus' conventional path"}),
+)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the core routes."""
+    describe(app, ROUTES)
     app.router.add_post("/api/v1/auth/register", register)
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_get("/api/v1/messages", messages)

@@ -8,12 +8,13 @@ Only an admin may grant the ``admin`` scope.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.auth import Identity
 from tidings.auth.revocation import Revocations
@@ -63,18 +64,68 @@ class BatchRevoke(msgspec.Struct, forbid_unknown_fields=True):
     ids: Ids
 
 
+class TokenView(msgspec.Struct, kw_only=True):
+    """A token as the API shows it (never its secret or hash). Times in ms or null;
+    ``scopes`` null: every right of the user."""
+
+    id: int
+    user_id: int
+    name: str
+    scopes: list[str] | None
+    device_id: str | None
+    device_info: dict[str, str] | None
+    created_at: int
+    expires_at: int | None
+    last_used_at: int | None
+    revoked_at: int | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class NewToken(TokenView, kw_only=True):
+    """A token just created: its ``token`` (the secret) is shown this once."""
+
+    token: str
+
+
+class StoredCurrent(TokenView, kw_only=True, tag_field="kind", tag="token"):
+    """The stored token a request was made with."""
+
+
+class JwtCurrent(msgspec.Struct, tag_field="kind", tag="jwt"):
+    """A JWT a request was made with (nothing is stored for it)."""
+
+    user_id: int
+    device_id: str | None
+    scopes: list[str] | None
+
+
+class TokenList(msgspec.Struct):
+    """Tokens, newest first, revoked ones included."""
+
+    tokens: list[TokenView]
+
+
+class Revoked(msgspec.Struct):
+    """The ids revoked by this request (not those revoked before)."""
+
+    revoked: list[int]
+
+
 def token_view(token: Token) -> dict[str, Any]:
-    """A token as the API shows it (never its hash)."""
+    """A token as the API shows it (never its hash): a :class:`TokenView`."""
     now = now_ms()
-    status = ("revoked" if token.revoked_at is not None
-              else "expired" if token.expires_at is not None and token.expires_at <= now
-              else "active")
-    return {"id": token.id, "user_id": token.user_id, "name": token.name,
-            "scopes": None if token.scopes is None else list(token.scopes),
-            "device_id": token.device_id, "device_info": token.device_info,
-            "created_at": token.created_at, "expires_at": token.expires_at,
-            "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
-            "status": status}
+    status: Literal["active", "expired", "revoked"] = (
+        "revoked" if token.revoked_at is not None
+        else "expired" if token.expires_at is not None and token.expires_at <= now
+        else "active")
+    view = TokenView(id=token.id, user_id=token.user_id, name=token.name,
+                     scopes=None if token.scopes is None else list(token.scopes),
+                     device_id=token.device_id, device_info=token.device_info,
+                     created_at=token.created_at, expires_at=token.expires_at,
+                     last_used_at=token.last_used_at, revoked_at=token.revoked_at,
+                     status=status)
+    out: dict[str, Any] = msgspec.to_builtins(view)
+    return out
 
 
 def _check_scopes(scopes: list[str] | None, me: Identity) -> tuple[str, ...] | None:
@@ -201,8 +252,35 @@ async def revoke_batch(request: web.Request) -> web.Response:
     return json_response({"revoked": revoked})
 
 
+_TAG = "tokens"
+_MANAGE = {403: ("PERMISSION_DENIED",)}
+_ONE = {**_MANAGE, 400: ("BAD_PARAMETER",), 404: ("TOKEN_NOT_FOUND",)}
+_ID = (Param("id", int, "the token's id", "path"),)
+ROUTES = (
+    Operation("POST", "/api/v1/tokens", "createToken", "Create an access token", _TAG,
+              body=TokenCreate, answer=NewToken, status=201,
+              errors={**_MANAGE, 404: ("USER_NOT_FOUND",)},
+              description="Managing tokens needs a token without scopes (from login) or "
+                          "one with the `admin` scope."),
+    Operation("GET", "/api/v1/tokens", "listTokens", "List tokens", _TAG, answer=TokenList,
+              params=(Param("user_id", int, "another user's (admins only)"),), errors=_MANAGE),
+    Operation("GET", "/api/v1/tokens/current", "getCurrentToken",
+              "The token this request used", _TAG, answer=StoredCurrent | JwtCurrent),
+    Operation("POST", "/api/v1/tokens/revoke", "revokeTokens", "Revoke several tokens", _TAG,
+              body=BatchRevoke, answer=Revoked, errors=_MANAGE),
+    Operation("GET", "/api/v1/tokens/{id}", "getToken", "One token", _TAG, params=_ID,
+              answer=TokenView, errors=_ONE),
+    Operation("PATCH", "/api/v1/tokens/{id}", "updateToken", "Change a token", _TAG,
+              params=_ID, body=TokenUpdate, answer=TokenView, errors=_ONE),
+    Operation("DELETE", "/api/v1/tokens/{id}", "revokeToken",
+              "Revoke a token (its connections close with 4403)", _TAG, params=_ID,
+              answer=Revoked, errors=_ONE),
+)
+
+
 def add_token_routes(app: web.Application, revocations: Revocations) -> None:
     """Register ``/api/v1/tokens``."""
+    describe(app, ROUTES)
     app[REVOCATIONS] = revocations
     app.router.add_post("/api/v1/tokens", create)
     app.router.add_get("/api/v1/tokens", list_tokens)

@@ -11,12 +11,20 @@ import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import ErrorDetail, Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.auth import Identity
 from tidings.channels.access import is_admin
 from tidings.channels.broker import Broker, BrokerError
 from tidings.channels.wire import publication_json
-from tidings.protocol.messages import ChannelName, IdempotencyKey, PublicationType
+from tidings.protocol.messages import (
+    ChannelName,
+    ClientInfo,
+    IdempotencyKey,
+    PublicationPayload,
+    PublicationType,
+    PublishAckPayload,
+)
 from tidings.store.channels import NewPublication, PublishResult
 
 MAX_BATCH = 1000
@@ -43,6 +51,74 @@ class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
     items: Annotated[list[PublishRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
+class PublishResults(msgspec.Struct):
+    """One answer per user of ``user_ids``, in order."""
+
+    results: list[PublishAckPayload]
+
+
+class BatchItem(msgspec.Struct, omit_defaults=True):
+    """A batch result: a publish answer (``channel``, ``offset``, ``created_at``,
+    ``duplicate``) or, for a refused item, its ``index`` and ``error``."""
+
+    channel: str | None = None
+    offset: int | None = None
+    created_at: int | None = None
+    duplicate: bool | None = None
+    index: int | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResults(msgspec.Struct):
+    """One result per published channel, in item order."""
+
+    results: list[BatchItem]
+
+
+class ChannelHistory(msgspec.Struct):
+    """Retained publications after ``since``, oldest first."""
+
+    channel: str
+    offset: int
+    first_offset: int
+    recovered: bool
+    publications: list[PublicationPayload]
+    has_more: bool
+
+
+class ChannelPresence(msgspec.Struct):
+    """This node's subscribers of a channel."""
+
+    channel: str
+    subscribers: list[ClientInfo]
+
+
+class PublicationCounts(msgspec.Struct):
+    """Publications ever made: in total, by type, by UTC day (``YYYY-MM-DD``)."""
+
+    total: int
+    by_type: dict[str, int]
+    by_day: dict[str, int]
+
+
+class ChannelCounts(msgspec.Struct):
+    """One channel: publications ever, still retained, subscribers on this node."""
+
+    channel: str
+    published: int
+    retained: int
+    subscribers: int
+
+
+class BrokerStats(msgspec.Struct):
+    """Statistics of the broker."""
+
+    publications: PublicationCounts
+    connections: int
+    subscriptions: int
+    channels: list[ChannelCounts]
+
+
 def _http_error(exc: BrokerError) -> ApiError:
     return ApiError(exc.status, exc.code.value.removeprefix("WS_"), exc.message)
 
@@ -54,9 +130,8 @@ def _channels(body: PublishRequest) -> list[str]:
                                                              or ()]
 
 
-def _result(r: PublishResult) -> dict[str, Any]:
-    return {"channel": r.channel, "offset": r.offset, "created_at": r.created_at,
-            "duplicate": r.duplicate}
+def _result(r: PublishResult) -> PublishAckPayload:
+    return PublishAckPayload(r.channel, r.offset, r.created_at, r.duplicate)
 
 
 def _prepare(broker: Broker, body: PublishRequest, channel: str,
@@ -78,7 +153,7 @@ async def publish(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(broker.submit(i) for i in items))
     if body.channel is not None:
         return json_response(_result(results[0]))
-    return json_response({"results": [_result(r) for r in results]})
+    return json_response(PublishResults([_result(r) for r in results]))
 
 
 async def publish_batch(request: web.Request) -> web.Response:
@@ -87,17 +162,20 @@ async def publish_batch(request: web.Request) -> web.Response:
     me = await authenticated(request)
     body = await read_json(request, BatchRequest)
     broker = request.app[BROKER]
-    answers: list[dict[str, Any] | asyncio.Future[PublishResult]] = []
+    answers: list[BatchItem | asyncio.Future[PublishResult]] = []
     for n, item in enumerate(body.items):
         try:
             for channel in _channels(item):
                 answers.append(broker.submit(_prepare(broker, item, channel, me)))
         except ApiError as exc:
-            answers.append({"index": n, "error": {"code": exc.code, "message": exc.message}})
-    out: list[dict[str, Any]] = []
+            answers.append(BatchItem(index=n, error=ErrorDetail(exc.code, exc.message)))
+    out: list[BatchItem] = []
     for answer in answers:
-        out.append(_result(await answer) if isinstance(answer, asyncio.Future) else answer)
-    return json_response({"results": out})
+        if isinstance(answer, asyncio.Future):
+            r = await answer
+            answer = BatchItem(r.channel, r.offset, r.created_at, r.duplicate)
+        out.append(answer)
+    return json_response(BatchResults(out))
 
 
 def _channel_param(request: web.Request) -> str:
@@ -142,8 +220,7 @@ async def presence(request: web.Request) -> web.Response:
         raise ApiError(404, "PRESENCE_DISABLED",
                        f"the namespace of {channel!r} does not keep presence")
     subscribers = broker.presence(channel)
-    return json_response({"channel": channel, "subscribers": [
-        {"user_id": u, "device_id": d} for u, d in subscribers]})
+    return json_response(ChannelPresence(channel, [ClientInfo(u, d) for u, d in subscribers]))
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -161,17 +238,42 @@ async def stats(request: web.Request) -> web.Response:
         by_day[d.day] += d.count
     subscribers = broker.router.channels()
     hub = request.app[SERVICE].hub
-    return json_response({
-        "publications": {"total": sum(by_type.values()), "by_type": dict(by_type),
-                         "by_day": dict(by_day)},
-        "connections": sum(1 for _ in hub.all_connections()),
-        "subscriptions": sum(subscribers.values()),
-        "channels": [{"channel": c.channel, "published": c.published, "retained": c.retained,
-                      "subscribers": subscribers.get(c.channel, 0)} for c in data.channels]})
+    return json_response(BrokerStats(
+        PublicationCounts(sum(by_type.values()), dict(by_type), dict(by_day)),
+        sum(1 for _ in hub.all_connections()), sum(subscribers.values()),
+        [ChannelCounts(c.channel, c.published, c.retained, subscribers.get(c.channel, 0))
+         for c in data.channels]))
+
+
+_TAG = "channels"
+_REFUSED = {403: ("PERMISSION_DENIED",), 404: ("UNKNOWN_CHANNEL",)}
+_PAGE = (Param("since", int, "publications after this offset (default 0: all retained)"),
+         Param("limit", int, "1-1000, default 100"))
+ROUTES = (
+    Operation("POST", "/api/v1/publish", "publish", "Publish to a channel or to users", _TAG,
+              body=PublishRequest, answer=(PublishAckPayload, PublishResults),
+              errors={**_REFUSED, 413: ("PUBLICATION_TOO_LARGE",)},
+              description="With `channel` the answer is a `PublishAckPayload`; with "
+                          "`user_ids`, `PublishResults`."),
+    Operation("POST", "/api/v1/publish/batch", "publishBatch", "Publish up to 1000 items",
+              _TAG, body=BatchRequest, answer=BatchResults),
+    Operation("GET", "/api/v1/channels/{name}/history", "getChannelHistory",
+              "A channel's retained publications", _TAG, answer=ChannelHistory,
+              params=(Param("name", ChannelName, "the channel", "path"), *_PAGE),
+              errors=_REFUSED),
+    Operation("GET", "/api/v1/channels/{name}/presence", "getChannelPresence",
+              "Who is subscribed to a channel", _TAG, answer=ChannelPresence,
+              params=(Param("name", ChannelName, "the channel", "path"),),
+              errors={400: ("BAD_PARAMETER",), 403: ("PERMISSION_DENIED",),
+                      404: ("UNKNOWN_CHANNEL", "PRESENCE_DISABLED")}),
+    Operation("GET", "/api/v1/stats", "getStats", "Statistics of the broker", _TAG,
+              auth="admin", answer=BrokerStats, errors={403: ("PERMISSION_DENIED",)}),
+)
 
 
 def add_channel_routes(app: web.Application, broker: Broker) -> None:
     """Register the broker's routes."""
+    describe(app, ROUTES)
     app[BROKER] = broker
     app.router.add_post("/api/v1/publish", publish)
     app.router.add_post("/api/v1/publish/batch", publish_batch)

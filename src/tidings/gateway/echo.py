@@ -17,6 +17,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from tidings.api.openapi import Operation, describe
 from tidings.config import Settings
 from tidings.gateway.wire import WsPeer
 from tidings.protocol.codes import CloseCode
@@ -73,5 +74,9 @@ class EchoEndpoint:
 def add_test_routes(app: web.Application, settings: Settings) -> None:
     """Register the test-only endpoints (call only when ``settings.test_endpoints``)."""
     app.router.add_get(ECHO_PATH, EchoEndpoint(settings).handle)
+    describe(app, [Operation("GET", ECHO_PATH, "testEcho", "A WebSocket echo (test only)",
+                             "test", auth="none", status=101,
+                             extensions={"x-tidings-test-only": True,
+                                         "x-tidings-path": "served only with test_endpoints"})])
     log.warning("test endpoints enabled: WebSocket echo at %s (never use in production)",
                 ECHO_PATH)

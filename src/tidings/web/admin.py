@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from tidings import __version__
 from tidings.api.errors import ApiError, json_response
+from tidings.api.openapi import Operation, describe
 from tidings.api.routes import SERVICE, STARTED, authenticated
 from tidings.channels.access import is_admin
 from tidings.channels.routes import BROKER
 from tidings.cluster.base import now_ms
 from tidings.config import Settings
-from tidings.web.traffic import TrafficMonitor
+from tidings.web.traffic import Latency, Sample, TrafficMonitor
 
 TRAFFIC: web.AppKey[TrafficMonitor] = web.AppKey("traffic", TrafficMonitor)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -81,6 +83,33 @@ async def _channels(request: web.Request) -> list[ChannelRow]:
     return rows[:MAX_CHANNELS]
 
 
+class NodeInfo(msgspec.Struct):
+    """The node that answered."""
+
+    url: str
+    version: str
+    uptime_seconds: float
+
+
+class Overview(msgspec.Struct):
+    """The dashboard's figures (docs/web.md); ``nodes`` items carry ``url``, ``self``,
+    ``connections``, ``uptime_seconds``, ``heartbeat_age_ms`` (or ``error``)."""
+
+    admin: str
+    node: NodeInfo
+    connections: int
+    users_online: int
+    totals: dict[str, float]
+    series: list[Sample]
+    ack_latency_ms: Latency
+    errors: dict[str, float]
+    disconnects: dict[str, float]
+    store: dict[str, Any]
+    bus: dict[str, str]
+    nodes: list[dict[str, Any]]
+    channels: list[ChannelRow]
+
+
 async def overview(request: web.Request) -> web.Response:
     """``GET /api/v1/admin/overview``: connections, traffic, latency, errors, health."""
     admin = await require_admin(request)
@@ -90,21 +119,14 @@ async def overview(request: web.Request) -> web.Response:
     users = {c.user_id for c in conns}
     uptime = round(time.monotonic() - request.app[STARTED], 3)
     node = request.app[NODE_URL][0] if request.app[NODE_URL] else ""
-    body = {
-        "admin": admin,
-        "node": {"url": node, "version": __version__, "uptime_seconds": uptime},
-        "connections": len(conns),
-        "users_online": len(users),
-        "totals": traffic.totals(),
-        "series": list(traffic.samples),
-        "ack_latency_ms": traffic.latency(),
-        "errors": traffic.by_label("errors"),
-        "disconnects": traffic.by_label("disconnects"),
-        "store": await _store_health(request),
-        "bus": {"backend": _scheme(settings.bus_url), "status": service.bus.health()},
-        "nodes": await _nodes(request, node, len(conns), uptime),
-        "channels": await _channels(request),
-    }
+    body = Overview(
+        admin=admin, node=NodeInfo(node, __version__, uptime), connections=len(conns),
+        users_online=len(users), totals=traffic.totals(), series=list(traffic.samples),
+        ack_latency_ms=traffic.latency(), errors=traffic.by_label("errors"),
+        disconnects=traffic.by_label("disconnects"), store=await _store_health(request),
+        bus={"backend": _scheme(settings.bus_url), "status": service.bus.health()},
+        nodes=await _nodes(request, node, len(conns), uptime),
+        channels=await _channels(request))
     return json_response(body)
 
 
@@ -125,9 +147,19 @@ async def _nodes(request: web.Request, url: str, connections: int,
              "heartbeat_age_ms": max(0, now - n.last_heartbeat)} for n in live]
 
 
+ROUTES = (
+    Operation("GET", "/api/v1/admin/overview", "getAdminOverview",
+              "The operator dashboard's figures", "admin", auth="admin", answer=Overview,
+              errors={401: ("UNAUTHORIZED",), 403: ("ADMIN_REQUIRED",)},
+              description="For users named in `admin_users` and tokens with the `admin` "
+                          "scope."),
+)
+
+
 def add_routes(app: web.Application, settings: Settings, traffic: TrafficMonitor) -> None:
     """Register the admin API."""
     app[SETTINGS] = settings
     app[TRAFFIC] = traffic
     app[NODE_URL] = []
+    describe(app, ROUTES)
     app.router.add_get("/api/v1/admin/overview", overview)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tidings.web.pages import SECURITY_HEADERS, file_response
+from tidings.api.openapi import Operation, Param, describe
+from tidings.web.pages import PAGE_PATH, SECURITY_HEADERS, file_response
 
 BUILT = Path(__file__).parent / "desk_map"
 _ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -51,6 +52,18 @@ async def to_app(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     """Register the app's page, its assets and the redirects."""
+    describe(app, [
+        Operation("GET", "/desks/assets/{name}", "deskMapAsset", "A built file of the desk "
+                  "map app", "pages", auth="none", media=("text/javascript", "text/css"),
+                  params=(Param("name", str, "a plain file name", "path"),),
+                  errors={404: ("NOT_FOUND",)}, extensions=PAGE_PATH),
+        Operation("GET", "/desks/{route:.*}", "deskMapPage", "The desk map app's page (any "
+                  "path under /desks/ is one of its views)", "pages", auth="none",
+                  media="text/html", errors={503: ("NOT_BUILT",)}, extensions=PAGE_PATH),
+        *[Operation("GET", path, op, "Redirects (302) to /desks/", "pages", auth="none",
+                    status=302, media="text/html", extensions=PAGE_PATH)
+          for path, op in (("/desks", "deskMapRedirect"),
+                           ("/demo/desks", "oldDeskPageRedirect"))]])
     app.router.add_get("/desks/assets/{name}", asset)
     app.router.add_get("/desks/{route:.*}", page)
     app.router.add_get("/desks", to_app)

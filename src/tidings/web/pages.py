@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tidings.api.openapi import Operation, Param, describe
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 PAGES = HERE / "pages"
@@ -22,7 +24,8 @@ _ASSET = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
 # The page routes and their files; a demo joins this table when its API lands.
 # The desk map is an app of its own (desk_map_app.py, at /desks/).
-ROUTES = {"/": "dashboard.html", "/demo/chat": "chat.html", "/demo/editing": "editing.html"}
+ROUTES = {"/": "dashboard.html", "/demo/chat": "chat.html", "/demo/editing": "editing.html",
+          "/api/docs": "api-docs.html"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -60,8 +63,30 @@ async def asset(request: web.Request) -> web.StreamResponse:
     return file_response(path)
 
 
+PAGE_PATH = {"x-tidings-path": "a page for people, not part of the API"}
+
+
+def _page_operation(route: str, filename: str) -> Operation:
+    """``/demo/chat`` → ``pageDemoChat``, summary from the page's file name."""
+    words = [w for w in re.split(r"[/.-]", route) if w] or ["dashboard"]
+    return Operation("GET", route, "page" + "".join(w.capitalize() for w in words),
+                     f"A page ({filename})", "pages", auth="none", media="text/html",
+                     extensions=PAGE_PATH)
+
+
+def _describe(app: web.Application) -> None:
+    ops = [_page_operation(route, filename) for route, filename in ROUTES.items()]
+    ops.append(Operation("GET", "/static/{name}", "staticAsset", "A script, style or image "
+                         "of the pages", "pages", auth="none",
+                         media=tuple(dict.fromkeys(_TYPES.values())),
+                         params=(Param("name", str, "a plain file name", "path"),),
+                         errors={404: ("NOT_FOUND",)}, extensions=PAGE_PATH))
+    describe(app, ops)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the pages and their assets."""
+    _describe(app)
     for route, filename in ROUTES.items():
         app.router.add_get(route, _page(filename))
     app.router.add_get("/static/{name}", asset)

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response
+from tidings.api.openapi import Operation, describe
 from tidings.api.routes import authenticated
 from tidings.apps.desks.db import DeskDb, Tx
 from tidings.store.base import now_ms
@@ -43,6 +44,13 @@ class Shape(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("a shape has a positive size within 1 000 000 units")
         if len(self.label) > 60:
             raise ValueError("label is at most 60 characters")
+
+
+class Layout(msgspec.Struct):
+    """Answer of ``GET /api/v1/desks/floors/{id}/layout``."""
+
+    floor_id: int
+    shapes: list[Shape]
 
 
 def check_shapes(shapes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,4 +95,8 @@ async def floor_layout(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, db: DeskDb) -> None:
     """Register the layout route."""
     app[DESK_DB] = db
+    describe(app, [Operation(
+        "GET", r"/api/v1/desks/floors/{id:[0-9]{1,9}}/layout", "getFloorLayout",
+        "A floor's walls, rooms and aisles, drawn under its desks", "desks", answer=Layout,
+        errors={404: ("FLOOR_NOT_FOUND",)})])
     app.router.add_get(r"/api/v1/desks/floors/{id:[0-9]{1,9}}/layout", floor_layout)

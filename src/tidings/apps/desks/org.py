@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tidings.api.errors import json_response, read_json
+from tidings.api.openapi import describe
 from tidings.api.routes import authenticated, int_param
 from tidings.apps.desks import organisation
+from tidings.apps.desks.openapi import ORG_ROUTES
 from tidings.apps.desks.organisation import (
     BuildingBody,
     DepartmentBody,
@@ -103,6 +105,7 @@ async def me(request: web.Request) -> web.Response:
 
 def add_org_routes(app: web.Application) -> None:
     """Register ``/api/v1/org/*`` and ``/api/v1/desks/me`` on ``app``."""
+    describe(app, ORG_ROUTES)
     router = app.router
     for kind in organisation.KINDS.values():
         handlers = _handlers(kind)

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import describe
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.apps.desks import bookings, repository
 from tidings.apps.desks.app import DeskApp
@@ -28,6 +29,7 @@ from tidings.apps.desks.models import (
     log_json,
     workstation_json,
 )
+from tidings.apps.desks.openapi import DESK_ROUTES
 from tidings.apps.desks.repository import WorkstationFilter
 from tidings.apps.desks.roles import require_desk_admin
 
@@ -315,6 +317,7 @@ async def desk_errors(request: web.Request,
 def add_routes(app: web.Application, desks: DeskApp) -> None:
     """Register the desk routes on ``app``."""
     app[DESKS] = desks
+    describe(app, DESK_ROUTES)
     app.middlewares.append(desk_errors)
     one = r"/api/workstations/{id:[0-9]{1,9}}"
     router = app.router

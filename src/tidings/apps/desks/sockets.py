@@ -21,6 +21,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from tidings.api.openapi import Operation, Param, describe
 from tidings.apps.desks.events import department_room, floor_room, message
 from tidings.apps.desks.monitoring import DeskMonitor
 from tidings.apps.desks.occupancy import Occupancy
@@ -107,6 +108,18 @@ class DeskSockets:
     def attach(self, app: web.Application) -> None:
         """Serve ``/socket.io/`` on ``app``."""
         self.sio.attach(app, socketio_path="socket.io")
+        describe(app, [Operation(method, "/socket.io/", f"socketIo{method.capitalize()}",
+                                 "Socket.IO (Engine.IO 4) of the desk map: `join`/`leave` "
+                                 "rooms, seed 000 events", "desks", auth="none",
+                                 params=(Param("EIO", str, "4", required=True),
+                                         Param("transport", str, "polling or websocket",
+                                               required=True),
+                                         Param("token", str, "the token (or auth.token in "
+                                                             "the handshake)")),
+                                 media="text/plain",
+                                 extensions={"x-tidings-path": "Socket.IO's own path, as the "
+                                                               "seed's socket.io-client uses"})
+                       for method in ("GET", "POST", "OPTIONS")])
 
     @staticmethod
     def _token(environ: dict[str, Any], auth: Any) -> str:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 
+from tidings.api.asyncapi import describe_socket
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import describe
 from tidings.api.routes import authenticated, int_param
 from tidings.apps.editing.sockets import SESSION_ID
 from tidings.apps.editing.workspaces import EditingError
@@ -236,7 +238,13 @@ class EditingRoutes:
 
 
 def add_routes(app: web.Application, editing: EditingApp) -> None:
-    """Register the editing routes on the node's app."""
+    """Register the editing routes on the node's app, and their description."""
+    # Imported here: the descriptions import this module's bodies.
+    from tidings.apps.editing.asyncapi import EDITING_SOCKET
+    from tidings.apps.editing.openapi import ROUTES
+
+    describe(app, ROUTES)
+    describe_socket(app, EDITING_SOCKET)
     r = EditingRoutes(editing)
     base = "/api/v1/workspaces/{id}/resources/{resource_id}/editing"
     routes: list[tuple[str, str, Any]] = [
