@@ -5,6 +5,9 @@ BIN     = $(VENV)/bin
 ARGS   ?=
 
 JS      = clients/js
+# The Python client, its own distribution (tidings-client), installed with the server,
+# which depends on it: one pip command, so pip takes it from here and not from an index.
+PYCLIENT = clients/python
 
 .PHONY: serve test test-js lint check clean
 
@@ -12,12 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e $(PYCLIENT) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.dev: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e $(PYCLIENT) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 ## serve: create the venv, install, and serve on 127.0.0.1:8443 (SQLite ./tidings.db)
@@ -41,7 +44,7 @@ test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 
 ## lint: ruff and mypy
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench $(PYCLIENT)
 	$(BIN)/mypy
 
 check: lint test
