@@ -37,15 +37,18 @@ test: $(VENV)/.dev
 $(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 
-## test-js: the JavaScript client (clients/js) against a real `tidings serve` (Node >= 20)
+## test-js: the JavaScript client (clients/js) against a real `tidings serve` (Node >= 20),
+##          and its `npm pack` tarball installed into a scratch project, running its example
 test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 	cd $(JS) && TIDINGS_BIN=$(abspath $(BIN))/tidings \
 		node --experimental-websocket --test --test-concurrency=1 test/*.test.js
 
-## lint: ruff and mypy
-lint: $(VENV)/.dev
+## lint: ruff and mypy (server and clients/python); the JavaScript client's type-check
+##       (tsc on its JSDoc) and linter (eslint)
+lint: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 	$(BIN)/ruff check src tests bench $(PYCLIENT)
 	$(BIN)/mypy
+	cd $(JS) && npm run --silent typecheck && npm run --silent lint
 
 check: lint test
 
@@ -69,7 +72,8 @@ fuzz: $(VENV)/.dev
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/property -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules
+	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules \
+		$(JS)/types
 
 .PHONY: bench bench-quick
 ## bench: every benchmark scenario against every peer, 3 repetitions (about 65 min); writes

@@ -14,7 +14,9 @@ import {
 } from "./tidings-protocol.js";
 
 export * from "./tidings-protocol.js";
-export { Connection } from "./tidings-connection.js";
+export * from "./tidings-types.js";  // types only: ChatMessage, Publication, ClientEvents …
+export { HttpApi, HttpError } from "./tidings-http.js";
+export { Connection };
 
 /**
  * @import { ChatAck, MessageType, PresenceStatus, Publication, PublishAck, Subscribed,
