@@ -4,6 +4,7 @@ alone into a fresh venv (no server dependency there), runs the example against a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -38,8 +39,11 @@ def test_the_server_depends_on_this_very_client() -> None:
 
 def test_the_wheel_installs_alone_and_runs_the_example(
         tmp_path: Path, node: NodeProcess) -> None:  # noqa: F811
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
+    source = tmp_path / "source"
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     built = _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                 "--wheel-dir", tmp_path / "dist", CLIENT)
+                 "--wheel-dir", tmp_path / "dist", source)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("tidings_client-*.whl")
     assert wheel.name.startswith(f"tidings_client-{tidings_client.__version__}-py3-none-any")

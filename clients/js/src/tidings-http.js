@@ -1,7 +1,7 @@
-// The HTTP API of Tidings (docs/api.md) from JavaScript, with fetch: accounts, chat
-// history, publishing and channel history. Errors come back as HttpError with the
+// The HTTP API of Tidings (docs/protocol.md, "HTTP API") from JavaScript, with fetch: accounts, chat
+// history, presence, publishing, channel history and access tokens. Errors come back as HttpError with the
 // server's status and code; every answer is the server's JSON, camelCase left to the
-// caller (the field names are those of docs/api.md).
+// caller (the field names are those of docs/protocol.md).
 
 import { TidingsError } from "./tidings-protocol.js";
 
@@ -18,6 +18,19 @@ export class HttpError extends TidingsError {
     this.status = status;
   }
 }
+
+/**
+ * An access token as /api/v1/tokens shows it (times in ms since the epoch).
+ * @typedef {object} TokenInfo
+ * @property {number} id
+ * @property {number} user_id
+ * @property {string} name
+ * @property {string[] | null} scopes null: every right of the user
+ * @property {string | null} device_id
+ * @property {number} created_at
+ * @property {number | null} expires_at
+ * @property {"active" | "expired" | "revoked"} status
+ */
 
 /**
  * @typedef {object} HttpApiOptions
@@ -104,6 +117,48 @@ export class HttpApi {
   channelHistory(channel, { since = 0, limit = 100 } = {}) {
     const query = new URLSearchParams({ since: String(since), limit: String(limit) });
     return this.request("GET", `/api/v1/channels/${encodeURIComponent(channel)}/history?${query}`);
+  }
+
+  /**
+   * The statuses of these users (yourself and your peers; others are "unknown").
+   * @param {number[]} userIds
+   * @returns {Promise<{user_id: number, status: string}[]>}
+   */
+  async presence(userIds) {
+    const query = new URLSearchParams({ user_ids: userIds.join(",") });
+    return (await this.request("GET", `/api/v1/presence?${query}`)).presence;
+  }
+
+  /**
+   * Create an access token; its secret (`token`) is in the answer, this once.
+   * @param {{name?: string, scopes?: string[], expiresIn?: number, deviceId?: string}} [options]
+   *   `scopes` absent: every right of the user; `expiresIn` in seconds
+   * @returns {Promise<TokenInfo & {token: string}>}
+   */
+  createToken({ name = "", scopes, expiresIn, deviceId } = {}) {
+    /** @type {Record<string, unknown>} */
+    const body = { name };
+    if (scopes !== undefined) body.scopes = scopes;
+    if (expiresIn !== undefined) body.expires_in = expiresIn;
+    if (deviceId !== undefined) body.device_id = deviceId;
+    return this.request("POST", "/api/v1/tokens", body);
+  }
+
+  /**
+   * Your tokens (never their secrets).
+   * @returns {Promise<TokenInfo[]>}
+   */
+  async tokens() {
+    return (await this.request("GET", "/api/v1/tokens")).tokens;
+  }
+
+  /**
+   * Revoke a token: connections using it close with 4403. Resolves with the ids revoked now.
+   * @param {number} tokenId
+   * @returns {Promise<number[]>}
+   */
+  async revokeToken(tokenId) {
+    return (await this.request("DELETE", `/api/v1/tokens/${tokenId}`)).revoked;
   }
 
   /**

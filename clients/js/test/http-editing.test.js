@@ -47,6 +47,9 @@ describe("HttpApi and EditingSession on a live node", () => {
     await client.connect();
     await client.sendChat(bob.userId, "one");
     await client.sendChat(bob.userId, "two");
+    const statuses = await bob.api.presence([alice.userId, bob.userId]);
+    assert.deepEqual(statuses.map((p) => p.user_id), [alice.userId, bob.userId]);
+    assert.equal(statuses[0].status, "online");  // a peer now, connected
     const page = await bob.api.history(alice.userId, { limit: 1 });
     assert.deepEqual(page.messages.map((m) => m.content), ["two"]);
     const older = await bob.api.history(alice.userId, { before: page.next_before });
@@ -112,13 +115,16 @@ describe("HttpApi and EditingSession on a live node", () => {
 
   test("a revoked token stops the client for good (close 4403)", async () => {
     const alice = await user("ra");
-    const made = await alice.api.request("POST", "/api/v1/tokens", { name: "ws" });
+    const made = await alice.api.createToken({ name: "ws", scopes: ["subscribe:room:*"],
+                                               expiresIn: 600, deviceId: "bot" });
+    assert.deepEqual([made.status, made.scopes, made.device_id], ["active", ["subscribe:room:*"], "bot"]);
+    assert.ok((await alice.api.tokens()).some((t) => t.id === made.id && !("token" in t)));
     const client = new Client(node.wsUrl, made.token,
                               { reconnect: new ReconnectPolicy({ initialInterval: 50 }) });
     closers.push(() => client.close());
     await client.connect();
     const gone = nextEvent(client, "disconnected");
-    await alice.api.request("DELETE", `/api/v1/tokens/${made.id}`);
+    assert.deepEqual(await alice.api.revokeToken(made.id), [made.id]);
     const detail = await gone;
     assert.equal(detail.code, 4403);
     assert.equal(detail.willRetry, false);

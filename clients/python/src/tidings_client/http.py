@@ -1,4 +1,4 @@
-"""The HTTP API (docs/api.md) as typed async methods: accounts, chat history,
+"""The HTTP API (docs/protocol.md, "HTTP API") as typed async methods: accounts, chat history,
 presence, publishing, channel history and presence, and access tokens."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The answers of the HTTP API (docs/api.md) as typed structs.
+"""The answers of the HTTP API (docs/protocol.md, "HTTP API") as typed structs.
 
 Field names are the JSON names. Unknown fields are ignored, so that an older client
 keeps working against a newer server that answers more.
