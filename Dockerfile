@@ -24,9 +24,12 @@ RUN cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.pem && \
     printf '%s\n' "$EXTRA_CA_CERTS" >> /tmp/ca.pem
 ENV PIP_CERT=/tmp/ca.pem
 # Dependencies first: this layer is reused while only the source (or README) changes.
+# The Python client (tidings-client, which the server depends on and which holds the
+# wire protocol) is on no index: it is installed from the repository with them.
+COPY clients/python /src/clients/python
 COPY pyproject.toml /src/
 RUN mkdir -p /src/src/tidings && touch /src/src/tidings/__init__.py /src/README.md && \
-    /opt/tidings/bin/pip install -q /src && \
+    /opt/tidings/bin/pip install -q /src/clients/python /src && \
     /opt/tidings/bin/pip uninstall -q -y tidings && \
     rm -rf /src/build /src/src
 COPY README.md /src/

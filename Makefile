@@ -10,6 +10,9 @@ DESKMAP = clients/desk-map
 DESKMAP_BUILT = src/tidings/web/desk_map/index.html
 DESKMAP_SRC   = $(shell find $(DESKMAP)/src -type f 2>/dev/null) $(DESKMAP)/index.html \
                 $(DESKMAP)/vite.config.ts $(DESKMAP)/tsconfig.json
+# The Python client, its own distribution (tidings-client), installed with the server,
+# which depends on it: one pip command, so pip takes it from here and not from an index.
+PYCLIENT = clients/python
 
 .PHONY: serve test test-js test-deploy lint check clean desk-map
 
@@ -17,12 +20,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e $(PYCLIENT) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.dev: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e $(PYCLIENT) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 ## serve: create the venv, install, build the desk map app, and serve on 127.0.0.1:8443
@@ -50,7 +53,8 @@ test-deploy: $(VENV)/.dev
 $(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 
-## test-js: the JavaScript client (clients/js) against a real `tidings serve` (Node >= 20)
+## test-js: the JavaScript client (clients/js) against a real `tidings serve` (Node >= 20),
+##          and its `npm pack` tarball installed into a scratch project, running its example
 test-js: $(VENV)/.dev $(JS)/node_modules/.package-lock.json
 	cd $(JS) && TIDINGS_BIN=$(abspath $(BIN))/tidings \
 		node --experimental-websocket --test --test-concurrency=1 test/*.test.js
@@ -70,10 +74,12 @@ $(DESKMAP_BUILT): $(DESKMAP)/node_modules/.package-lock.json $(DESKMAP_SRC)
 	@command -v npm >/dev/null || { $(NO_NPM); exit 0; }
 	cd $(DESKMAP) && npm run --silent build -- --logLevel warn
 
-## lint: ruff and mypy; the desk map app's type-check (vue-tsc) and linter (eslint)
-lint: $(VENV)/.dev $(DESKMAP)/node_modules/.package-lock.json
-	$(BIN)/ruff check src tests bench deploy
+## lint: ruff and mypy (server and clients/python); the JavaScript client's and the desk
+##       map app's type-checks (tsc on JSDoc, vue-tsc) and linters (eslint)
+lint: $(VENV)/.dev $(JS)/node_modules/.package-lock.json $(DESKMAP)/node_modules/.package-lock.json
+	$(BIN)/ruff check src tests bench deploy $(PYCLIENT)
 	$(BIN)/mypy
+	cd $(JS) && npm run --silent typecheck && npm run --silent lint
 	cd $(DESKMAP) && npm run --silent typecheck && npm run --silent lint
 
 check: lint test
@@ -105,7 +111,7 @@ fuzz: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules \
-		$(DESKMAP)/node_modules src/tidings/web/desk_map
+		$(DESKMAP)/node_modules src/tidings/web/desk_map $(JS)/types
 
 .PHONY: bench bench-quick
 ## bench: every benchmark scenario against every peer, 3 repetitions (about 65 min); writes

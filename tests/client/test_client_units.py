@@ -21,18 +21,18 @@ from tidings.client import (
     TidingsError,
     TransportClosed,
 )
-from tidings.client._events import (
+from tidings.protocol.codec import decode_frame, decode_payload, decode_server_frame, encode_frame
+from tidings.protocol.codes import MsgType
+from tidings.protocol.messages import AuthPayload
+from tidings_client._events import (
     Deduplicator,
     EventStream,
     events_from_push,
     parse_chat_ack,
     parse_sync_page,
 )
-from tidings.client._handshake import authenticate
-from tidings.client._requests import Pending, PendingRequests
-from tidings.protocol.codec import decode_frame, decode_payload, decode_server_frame, encode_frame
-from tidings.protocol.codes import MsgType
-from tidings.protocol.messages import AuthPayload
+from tidings_client._handshake import authenticate
+from tidings_client._requests import Pending, PendingRequests
 
 
 def msg(message_id: int, content: str = "hi") -> dict[str, Any]:

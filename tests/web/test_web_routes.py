@@ -43,10 +43,16 @@ async def test_pages_are_html_with_a_strict_content_security_policy(node):
 
 
 async def test_the_javascript_client_is_served_from_its_one_source(node):
-    async with await get(node, "/static/tidings.js") as r:
-        assert r.status == 200
-        assert r.content_type == "text/javascript"
-        assert await r.read() == (ROOT / "clients/js/src/tidings.js").read_bytes()
+    # Every module of the npm package's sources, as the pages' imports of
+    # /static/tidings.js fetch them: a new module without its link here fails.
+    modules = sorted((ROOT / "clients/js/src").glob("*.js"))
+    assert {m.name for m in modules} >= {"tidings.js", "tidings-protocol.js",
+                                         "tidings-connection.js", "tidings-editing.js"}
+    for module in modules:
+        async with await get(node, "/static/" + module.name) as r:
+            assert r.status == 200, module.name
+            assert r.content_type == "text/javascript"
+            assert await r.read() == module.read_bytes(), module.name
     for name in ("chat.js", "dashboard.js", "editing.js", "common.js", "style.css",
                  "favicon.svg"):
         async with await get(node, "/static/" + name) as r:

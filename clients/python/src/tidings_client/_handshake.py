@@ -7,11 +7,11 @@ import contextlib
 
 import msgspec
 
-from tidings.client._errors import AuthError, ConnectionLostError, TidingsError
-from tidings.client._transport import Connector, Transport, TransportClosed
-from tidings.protocol.codec import ProtocolError, decode_server_frame, encode_client_frame
-from tidings.protocol.codes import TERMINAL_CLOSE_CODES, ErrorCode, MsgType
-from tidings.protocol.messages import AuthPayload, AuthResponsePayload, ErrorPayload
+from tidings_client._errors import AuthError, ConnectionLostError, TidingsError
+from tidings_client._transport import Connector, Transport, TransportClosed
+from tidings_client.protocol.codec import ProtocolError, decode_server_frame, encode_client_frame
+from tidings_client.protocol.codes import TERMINAL_CLOSE_CODES, ErrorCode, MsgType
+from tidings_client.protocol.messages import AuthPayload, AuthResponsePayload, ErrorPayload
 
 
 async def open_session(connector: Connector, url: str, *, seq: int, token: str,

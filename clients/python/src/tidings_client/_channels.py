@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from tidings.client._errors import TidingsError
-from tidings.client._events import (
+from tidings_client._errors import TidingsError
+from tidings_client._events import (
     ChannelPresence,
     EventStream,
     Publication,
     PublishAck,
     Subscribed,
 )
-from tidings.protocol.codes import ErrorCode, MsgType
-from tidings.protocol.messages import (
+from tidings_client.protocol.codes import ErrorCode, MsgType
+from tidings_client.protocol.messages import (
     ChannelPresencePushPayload,
     ErrorPayload,
     Payload,
@@ -41,14 +41,14 @@ from tidings.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from tidings.client._transport import Transport
+    from tidings_client._transport import Transport
 
 T = TypeVar("T")
 
-log = logging.getLogger("tidings.client")
+log = logging.getLogger("tidings_client")
 
 UNSUBSCRIBED = "UNSUBSCRIBED"
-"""Code of the error a pending :meth:`~tidings.client.Client.subscribe` raises when the
+"""Code of the error a pending :meth:`~tidings_client.Client.subscribe` raises when the
 application unsubscribes before the server answered."""
 
 
@@ -168,7 +168,7 @@ class Channels:
 
 
 class ChannelMethods:
-    """The channel half of :class:`~tidings.client.Client` (mixed into it)."""
+    """The channel half of :class:`~tidings_client.Client` (mixed into it)."""
 
     _channels: Channels
     _transport: Transport | None

@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from tidings.protocol.codes import MsgType
-from tidings.protocol.messages import (
+from tidings_client.protocol.codes import MsgType
+from tidings_client.protocol.messages import (
     ChatAckPayload,
     Message,
     PresencePushPayload,
@@ -26,7 +26,7 @@ from tidings.protocol.messages import (
 
 @dataclass(frozen=True, slots=True)
 class ChatAck:
-    """The server stored a chat sent with :meth:`~tidings.client.Client.send_chat`."""
+    """The server stored a chat sent with :meth:`~tidings_client.Client.send_chat`."""
 
     message_id: int
     created_at: int  # milliseconds since the epoch
@@ -36,7 +36,7 @@ class ChatAck:
 class ChatMessage:
     """A chat message for this user, from a live push or a sync page.
 
-    Attribute names follow :class:`tidings.protocol.messages.Message`
+    Attribute names follow :class:`tidings_client.protocol.messages.Message`
     (``from_`` is the wire's ``from``).
     """
 
@@ -105,7 +105,7 @@ class Publication:
 
 @dataclass(frozen=True, slots=True)
 class Subscribed:
-    """The server confirmed a subscription: on :meth:`~tidings.client.Client.subscribe`
+    """The server confirmed a subscription: on :meth:`~tidings_client.Client.subscribe`
     and again after every reconnect. ``recovered`` False means retention dropped
     publications this client had not seen yet: they will not come."""
 
@@ -126,7 +126,7 @@ class ChannelPresence:
 
 @dataclass(frozen=True, slots=True)
 class PublishAck:
-    """The server stored a publication sent with :meth:`~tidings.client.Client.publish`
+    """The server stored a publication sent with :meth:`~tidings_client.Client.publish`
     (``duplicate``: its idempotency key had already been used)."""
 
     channel: str
@@ -137,11 +137,11 @@ class PublishAck:
 
 Event = (ChatMessage | Receipt | PresenceChange | Disconnected | Reconnected | Publication
          | Subscribed | ChannelPresence)
-"""Everything :meth:`~tidings.client.Client.events` yields."""
+"""Everything :meth:`~tidings_client.Client.events` yields."""
 
 
 def chat_message(message: Message) -> ChatMessage:
-    """Convert the wire :class:`~tidings.protocol.messages.Message` into an event."""
+    """Convert the wire :class:`~tidings_client.protocol.messages.Message` into an event."""
     return ChatMessage(message.message_id, message.from_, message.to, message.type,
                        message.content, message.created_at, message.status)
 
@@ -201,7 +201,7 @@ class Deduplicator:
 
 
 class EventStream:
-    """The queue behind :meth:`~tidings.client.Client.events`.
+    """The queue behind :meth:`~tidings_client.Client.events`.
 
     Chat messages go through a :class:`Deduplicator`; :meth:`end` lets readers
     finish the events already queued, then stop.

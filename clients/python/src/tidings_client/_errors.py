@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from tidings.protocol.codes import ErrorCode
+from tidings_client.protocol.codes import ErrorCode
 
 
 class TidingsError(Exception):
     """An error with a machine-readable ``code`` and a human-readable ``message``.
 
     Raised as is for a ``MsgError`` the server sent in answer to a request; the
-    ``code`` is then one of :class:`~tidings.protocol.codes.ErrorCode`.
+    ``code`` is then one of :class:`~tidings_client.protocol.codes.ErrorCode`.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -40,3 +40,13 @@ class ClientClosedError(TidingsError):
 
     def __init__(self, message: str = "client is closed") -> None:
         super().__init__("CLIENT_CLOSED", message)
+
+
+class HttpError(TidingsError):
+    """The HTTP API answered an error: its ``status`` and the body's ``code`` and
+    ``message`` (``{"error": {"code", "message"}}``; ``HTTP_<status>`` when the body
+    is not one, e.g. from a proxy in front)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.status = status

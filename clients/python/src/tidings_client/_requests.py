@@ -9,9 +9,9 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from tidings.client._errors import TidingsError
-from tidings.protocol.codes import ErrorCode, MsgType
-from tidings.protocol.messages import ErrorPayload, Payload
+from tidings_client._errors import TidingsError
+from tidings_client.protocol.codes import ErrorCode, MsgType
+from tidings_client.protocol.messages import ErrorPayload, Payload
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""The client's connection loop (mixed into :class:`~tidings.client.Client`): serve one
+"""The client's connection loop (mixed into :class:`~tidings_client.Client`): serve one
 authenticated connection (restore state, keep it alive, read and dispatch its frames),
 then reconnect with backoff when it drops, until closed or stopped for good."""
 
@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tidings.client._channels import Channels
-from tidings.client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
-from tidings.client._events import Disconnected, EventStream, Reconnected
-from tidings.client._reconnect import ReconnectPolicy
-from tidings.client._requests import PendingRequests
-from tidings.client._transport import ABNORMAL_CLOSURE, Transport, TransportClosed
-from tidings.protocol.codec import ProtocolError, decode_server_frame
-from tidings.protocol.codes import TERMINAL_CLOSE_CODES, MsgType
-from tidings.protocol.messages import AckPayload, Payload, PresencePayload, PresenceStatus
+from tidings_client._channels import Channels
+from tidings_client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
+from tidings_client._events import Disconnected, EventStream, Reconnected
+from tidings_client._reconnect import ReconnectPolicy
+from tidings_client._requests import PendingRequests
+from tidings_client._transport import ABNORMAL_CLOSURE, Transport, TransportClosed
+from tidings_client.protocol.codec import ProtocolError, decode_server_frame
+from tidings_client.protocol.codes import TERMINAL_CLOSE_CODES, MsgType
+from tidings_client.protocol.messages import AckPayload, Payload, PresencePayload, PresenceStatus
 
-log = logging.getLogger("tidings.client")
+log = logging.getLogger("tidings_client")
 
 
 class ConnectionLoop:
-    """The connection half of :class:`~tidings.client.Client` (mixed into it)."""
+    """The connection half of :class:`~tidings_client.Client` (mixed into it)."""
 
     _auto_ack: bool
     _channels: Channels

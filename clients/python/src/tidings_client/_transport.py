@@ -2,7 +2,7 @@
 
 The client only ever calls :meth:`Transport.send`, :meth:`Transport.recv` and
 :meth:`Transport.close`, so tests (or another WebSocket library) can replace the
-socket by passing a :data:`Connector` to :class:`~tidings.client.Client`.
+socket by passing a :data:`Connector` to :class:`~tidings_client.Client`.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from tidings.client._channels import ChannelMethods, Channels
-from tidings.client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
-from tidings.client._events import (
+from tidings_client._channels import ChannelMethods, Channels
+from tidings_client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
+from tidings_client._events import (
     ChatAck,
     ChatMessage,
     Event,
@@ -21,19 +21,19 @@ from tidings.client._events import (
     parse_chat_ack,
     parse_sync_page,
 )
-from tidings.client._handshake import open_session
-from tidings.client._reconnect import ReconnectPolicy
-from tidings.client._requests import Pending, PendingRequests
-from tidings.client._session import ConnectionLoop
-from tidings.client._transport import (
+from tidings_client._handshake import open_session
+from tidings_client._reconnect import ReconnectPolicy
+from tidings_client._requests import Pending, PendingRequests
+from tidings_client._session import ConnectionLoop
+from tidings_client._transport import (
     AiohttpTransport,
     Connector,
     Transport,
     TransportClosed,
 )
-from tidings.protocol.codec import encode_client_frame
-from tidings.protocol.codes import MsgType
-from tidings.protocol.messages import (
+from tidings_client.protocol.codec import encode_client_frame
+from tidings_client.protocol.codes import MsgType
+from tidings_client.protocol.messages import (
     AckPayload,
     ChatPayload,
     ChatType,
@@ -43,7 +43,7 @@ from tidings.protocol.messages import (
     SyncRequestPayload,
 )
 
-log = logging.getLogger("tidings.client")
+log = logging.getLogger("tidings_client")
 
 T = TypeVar("T")
 

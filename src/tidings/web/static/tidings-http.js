@@ -1,0 +1,1 @@
+../../../../clients/js/src/tidings-http.js
