@@ -35,7 +35,8 @@ async def pg_node(postgres_server: PostgresServer
     """A node on a fresh PostgreSQL database (raw SQL changes reach it by NOTIFY)."""
     name = f"t_{secrets.token_hex(8)}"
     postgres_server.create_database(name)
-    node = await RunningServer(postgres_server.url_for(name)).start()
+    node = await RunningServer(postgres_server.url_for(name),
+                               desk_admins=["alice"]).start()  # bob is not one
     try:
         yield postgres_server, name, node
     finally:

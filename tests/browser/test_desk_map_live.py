@@ -24,7 +24,7 @@ __all__ = ["desk_map_built", "new_tab"]
 async def node(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """A node on SQLite with the demo building, whose operator is "root"."""
     server = await RunningServer(f"sqlite:///{tmp_path / 'desks.db'}",
-                                 admin_users=["root"]).start()
+                                 admin_users=["root"], desk_admins=["root"]).start()
     try:
         await load_demo(server.node.desks.db, floors=1, desks_per_floor=24)
         await settle(server)
