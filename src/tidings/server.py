@@ -94,6 +94,7 @@ class Server:
         self.traffic = TrafficMonitor(self.metrics)
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
+        self.listening = False  # a node that never listened has nothing to drain
         self.port = settings.port
 
     def _make_app(self) -> web.Application:
@@ -171,6 +172,7 @@ class Server:
             raise OSError(f"cluster registry at {where}: {exc}") from exc
         site = web.SockSite(self._runner, sock, backlog=1024, ssl_context=self.tls)
         await site.start()
+        self.listening = True
         log.info("Tidings listening on %s (store %s, bus %s)", self.url,
                  self.settings.database_url.split("@")[-1], self.settings.bus_url)
         self.app[admin.NODE_URL].append(self.url)
@@ -181,8 +183,9 @@ class Server:
         flush the log and outboxes, close connections with 1001), then release all."""
         # Keep a few seconds of shutdown_timeout for releasing the runner, bus and store.
         total = self.settings.shutdown_timeout
-        await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
-                    total - min(3.0, total / 4))
+        if self.listening:
+            await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
+                        total - min(3.0, total / 4))
         await self.gateway.stop()
         if self.desks is not None:
             await self.desks.close()
