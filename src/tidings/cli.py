@@ -121,13 +121,23 @@ def _loaded(args: argparse.Namespace) -> Loaded:
         raise SystemExit(f"tidings: {exc}") from None
 
 
-def _configure_logging(level: str) -> None:
-    from tidings.security import RedactSecrets
+def _configure_logging(settings: Settings) -> None:
+    from tidings import logs
 
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+    logs.configure(settings.log_level, settings.log_format)
+
+
+def config_source(loaded: Loaded) -> str:
+    """Where the settings came from, for the start line: names, never values."""
+    by_kind: dict[str, list[str]] = {}
+    for source in loaded.sources.values():
+        kind, _, name = source.partition(" ")
+        if kind != "default" and name not in by_kind.setdefault(kind, []):
+            by_kind[kind].append(name)
+    parts = [f"{kind} {' '.join(names)}" for kind, names in by_kind.items() if names]
+    if loaded.config_file and "file" not in by_kind:
+        parts.insert(0, f"file {loaded.config_file} (empty)")
+    return "; ".join(parts) or "defaults only"
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -146,7 +156,7 @@ def check_port_free(host: str, port: int) -> None:
         sock.close()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, source: str = "defaults only") -> None:
     from tidings.cli_errors import unreachable_types
     from tidings.server import Server
 
@@ -156,6 +166,7 @@ async def _serve(settings: Settings) -> None:
         server = Server(settings)  # opens store and bus by URL, reads the JWT key file
     except (ValueError, OSError) as exc:
         raise SystemExit(f"tidings: {reason(exc)}") from None
+    server.config_source = source
     try:
         await server.start()
     except unreachable_types() as exc:  # port taken meanwhile, database unreachable
@@ -341,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("tidings: --ttl must be a number of seconds above 0 (and below a "
                          "century)")
     loaded = _loaded(args)
-    _configure_logging(loaded.settings.log_level)
+    _configure_logging(loaded.settings)
     try:
         _dispatch(args, argv, loaded)
     except KeyboardInterrupt:
@@ -364,7 +375,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, loaded: Load
             _run(_migrate(settings))  # once, before the workers race to do it
             raise SystemExit(workers.supervise(
                 list(sys.argv[1:] if argv is None else argv), settings.workers))
-        _run(_serve(settings))
+        _run(_serve(settings, config_source(loaded)))
     elif args.command == "migrate":
         _run(_migrate(settings))
     elif args.command == "user":

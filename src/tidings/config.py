@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 5.0
     node_timeout: float = 15.0
     workers: int = 1
+    # operations: logs and metrics (issue 18)
+    log_format: str = "text"
+    access_log: bool = False
 
 
 HELP: dict[str, str] = {
@@ -116,6 +119,10 @@ HELP: dict[str, str] = {
                     "users go offline, its connection slots free up)",
     "workers": "serve: start this many nodes sharing the port (SO_REUSEPORT); needs a "
                "redis:// or postgresql:// bus",
+    "log_format": "text (time level logger: message) or json (one object a line, with "
+                  "request, connection and user ids)",
+    "access_log": "log every HTTP request and every /ws close (code, duration, frames) "
+                  "to the tidings.access logger",
 }
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import socket
 import time
+from typing import Any
 
 from aiohttp import web
 
+from tidings import __version__, logs
 from tidings.api import users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.errors import (
@@ -30,7 +33,8 @@ from tidings.channels.broker import Broker
 from tidings.channels.routes import add_channel_routes
 from tidings.cluster import open_registry
 from tidings.cluster.membership import Membership
-from tidings.config import Settings
+from tidings.config import Settings, masked
+from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
@@ -73,6 +77,8 @@ class Server:
                                       MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
                                       MsgType.PUBLISH: self.broker.ws_publish})
         self.gateway.on_disconnect.append(self.broker.disconnected)
+        if settings.access_log:
+            self.gateway.on_disconnect.append(self._ws_closed)
         self.revocations = Revocations(self.hub, self.store, self.bus)
         self.hub.listeners.append(self.revocations.on_event)
         self.editing: EditingApp | None = None
@@ -95,11 +101,15 @@ class Server:
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
         self.listening = False  # a node that never listened has nothing to drain
+        self.config_source = "settings given in code"  # `tidings serve` names its sources
         self.port = settings.port
 
     def _make_app(self) -> web.Application:
         quiet_parser_errors()
-        app = web.Application(middlewares=[errors_middleware],
+        middlewares: list[Any] = [errors_middleware]
+        if self.settings.access_log or self.settings.log_format == "json":  # request ids
+            middlewares.insert(0, logs.request_middleware(access=self.settings.access_log))
+        app = web.Application(middlewares=middlewares,
                               client_max_size=self.settings.max_body_bytes)
         app[SERVICE] = self.service
         app[MAX_BODY_BYTES] = self.settings.max_body_bytes
@@ -173,10 +183,14 @@ class Server:
         site = web.SockSite(self._runner, sock, backlog=1024, ssl_context=self.tls)
         await site.start()
         self.listening = True
-        log.info("Tidings listening on %s (store %s, bus %s)", self.url,
-                 self.settings.database_url.split("@")[-1], self.settings.bus_url)
+        log.info("Tidings listening on %s (version %s, pid %d, store %s, bus %s, config %s)",
+                 self.url, __version__, os.getpid(), masked("", self.settings.database_url),
+                 masked("", self.settings.bus_url), self.config_source)
         self.app[admin.NODE_URL].append(self.url)
         log.info("open %s/ (dashboard) or %s/demo/chat", self.url, self.url)
+
+    async def _ws_closed(self, conn: Connection) -> None:
+        logs.ws_closed(conn, asyncio.get_running_loop().time())
 
     async def stop(self) -> None:
         """Drain within ``shutdown_timeout`` (see :mod:`tidings.shutdown`: stop listening,
