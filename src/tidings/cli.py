@@ -371,6 +371,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, loaded: Load
             raise SystemExit(f"tidings: {problem}")
         if not workers.is_worker():
             check_port_free(settings.host, settings.port)
+            if settings.workers == 1:  # workers > 1: each would want the port; refused below
+                check_port_free(settings.metrics_host, settings.metrics_port)
         if settings.workers > 1 and not workers.is_worker():
             _run(_migrate(settings))  # once, before the workers race to do it
             raise SystemExit(workers.supervise(

@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # operations: logs and metrics (issue 18)
     log_format: str = "text"
     access_log: bool = False
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 HELP: dict[str, str] = {
@@ -123,6 +125,9 @@ HELP: dict[str, str] = {
                   "request, connection and user ids)",
     "access_log": "log every HTTP request and every /ws close (code, duration, frames) "
                   "to the tidings.access logger",
+    "metrics_port": "also serve GET /metrics alone on this port, for Prometheus on an "
+                    "internal network (0: off)",
+    "metrics_host": "address the metrics port listens on",
 }
 
 

@@ -38,7 +38,7 @@ from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
-from tidings.metrics import Metrics
+from tidings.metrics import Metrics, pool_waiting, serve_metrics
 from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
@@ -98,6 +98,8 @@ class Server:
             self.hub.listeners.append(self.desks.on_bus_event)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
         self.traffic = TrafficMonitor(self.metrics)
+        self._sample_metrics()
+        self._metrics_runner: web.AppRunner | None = None
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
         self.listening = False  # a node that never listened has nothing to drain
@@ -181,6 +183,15 @@ class Server:
             where = self.settings.bus_url.split("@")[-1]  # no password in the message
             raise OSError(f"cluster registry at {where}: {exc}") from exc
         site = web.SockSite(self._runner, sock, backlog=1024, ssl_context=self.tls)
+        if self.settings.metrics_port:
+            try:
+                self._metrics_runner = await serve_metrics(
+                    self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            except OSError:
+                sock.close()
+                raise
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
+                     self.settings.metrics_port)
         await site.start()
         self.listening = True
         log.info("Tidings listening on %s (version %s, pid %d, store %s, bus %s, config %s)",
@@ -188,6 +199,21 @@ class Server:
                  masked("", self.settings.bus_url), self.config_source)
         self.app[admin.NODE_URL].append(self.url)
         log.info("open %s/ (dashboard) or %s/demo/chat", self.url, self.url)
+
+    def _sample_metrics(self) -> None:
+        """Connections per transport and database waiters, read at each scrape."""
+        transports = self.metrics.transport_connections.sources
+        transports["ws"] = lambda: len(self.gateway.connections)
+        waiting = self.metrics.db_waiting.sources
+        if self.settings.database_url.startswith("postgres"):  # asyncpg's pool
+            waiting["store"] = lambda: pool_waiting(getattr(self.store, "_pool", None))
+        if self.editing is not None:
+            peers = self.editing.sockets.peers
+            transports["editing"] = lambda: sum(len(p) for p in peers.values())
+        if self.desks is not None:
+            desks = self.desks
+            transports["socketio"] = lambda: desks.sockets.connected
+            waiting["desks"] = lambda: pool_waiting(getattr(desks.db, "_pool", None))
 
     async def _ws_closed(self, conn: Connection) -> None:
         logs.ws_closed(conn, asyncio.get_running_loop().time())
@@ -208,6 +234,8 @@ class Server:
             await self.editing.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         await self.revocations.close()
         await self.broker.close()
         await self.membership.close()
