@@ -27,8 +27,10 @@ ENV PIP_CERT=/tmp/ca.pem
 # The Python client (tidings-client, which the server depends on and which holds the
 # wire protocol) is on no index: it is installed from the repository with them.
 COPY clients/python /src/clients/python
-COPY pyproject.toml /src/
-RUN mkdir -p /src/src/tidings && touch /src/src/tidings/__init__.py /src/README.md && \
+COPY pyproject.toml LICENSE /src/
+# A stub package: pyproject reads the version from tidings.__version__.
+RUN mkdir -p /src/src/tidings && echo '__version__ = "0"' > /src/src/tidings/__init__.py && \
+    touch /src/README.md && \
     /opt/tidings/bin/pip install -q /src/clients/python /src && \
     /opt/tidings/bin/pip uninstall -q -y tidings && \
     rm -rf /src/build /src/src

@@ -9,22 +9,30 @@ import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tidings import __version__
 from tidings.cli_broker import add_broker_commands, publish, token_list, token_revoke
-from tidings.config import HELP, Settings, load_settings
-
-if TYPE_CHECKING:
-    from tidings.store import Store
+from tidings.cli_config import add_config_commands, config_command
+from tidings.cli_errors import opened_store, reason, unexpected
+from tidings.config import HELP, Loaded, Settings, SettingsError, resolve
 
 log = logging.getLogger("tidings")
 
 _EPILOG = """Every setting can also come from a TOML file (--config, or $TIDINGS_CONFIG)
 and from an environment variable TIDINGS_<NAME>; flags win over env vars, which
 win over the file. Example: TIDINGS_DATABASE_URL=postgresql://localhost/tidings."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``tidings: …``), exit status 2."""
+
+    def error(self, message: str) -> Any:
+        """Print the problem and where to read the usage; exit 2."""
+        self.exit(2, f"tidings: {message} (see: {self.prog} --help)\n")
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -46,8 +54,7 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="tidings", description="Tidings real-time server.",
-                                     epilog=_EPILOG)
+    parser = Parser(prog="tidings", description="Tidings real-time server.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -96,40 +103,70 @@ def build_parser() -> argparse.ArgumentParser:
                       help="desks on each floor [default: 100]")
     demo.add_argument("--config", help="TOML file of settings")
     _add_settings(demo, ["database_url"])
+    add_config_commands(sub, _add_settings)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of the command line, or exit naming each bad one."""
+    return _loaded(args).settings
+
+
+def _loaded(args: argparse.Namespace) -> Loaded:
+    """The settings of the command line with their sources, or exit naming each bad one."""
     overrides = {k: v for k, v in vars(args).items() if k in Settings.__struct_fields__}
-    return load_settings(args.config, overrides=overrides)
-
-
-def _configure_logging(level: str) -> None:
-    from tidings.security import RedactSecrets
-
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
-
-
-def _open_store(url: str) -> Store:
-    """The store named by ``url``; exit with a message (no traceback) if it names none."""
-    from tidings.store import open_store
-
     try:
-        return open_store(url)
-    except ValueError as exc:
+        return resolve(args.config, overrides=overrides)
+    except SettingsError as exc:
         raise SystemExit(f"tidings: {exc}") from None
 
 
-async def _serve(settings: Settings) -> None:
+def _configure_logging(settings: Settings) -> None:
+    from tidings import logs
+
+    logs.configure(settings.log_level, settings.log_format)
+
+
+def config_source(loaded: Loaded) -> str:
+    """Where the settings came from, for the start line: names, never values."""
+    by_kind: dict[str, list[str]] = {}
+    for source in loaded.sources.values():
+        kind, _, name = source.partition(" ")
+        if kind != "default" and name not in by_kind.setdefault(kind, []):
+            by_kind[kind].append(name)
+    parts = [f"{kind} {' '.join(names)}" for kind, names in by_kind.items() if names]
+    if loaded.config_file and "file" not in by_kind:
+        parts.insert(0, f"file {loaded.config_file} (empty)")
+    return "; ".join(parts) or "defaults only"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exit with a message if ``host:port`` cannot be listened on — before migrations
+    run or a drain is logged. (The node binds again when it starts: a port taken in
+    between still fails there, with the same message.)"""
+    if port == 0:
+        return
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"tidings: cannot listen on {host}:{port}: {reason(exc)}") from None
+    finally:
+        sock.close()
+
+
+async def _serve(settings: Settings, source: str = "defaults only") -> None:
+    from tidings.cli_errors import unreachable_types
     from tidings.server import Server
 
+    async with opened_store(settings.database_url) as store:  # its own clear message
+        await store.migrate()
     try:
         server = Server(settings)  # opens store and bus by URL, reads the JWT key file
     except (ValueError, OSError) as exc:
-        raise SystemExit(f"tidings: {exc}") from None
+        raise SystemExit(f"tidings: {reason(exc)}") from None
+    server.config_source = source
     # Handlers first: a SIGTERM that comes while the node starts (a `docker stop` or a
     # deploy right after a start) is a drain once it listens, not an abrupt exit.
     stop = asyncio.Event()
@@ -138,9 +175,10 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     try:
         await server.start()
-    except OSError as exc:  # port in use, database unreachable
+    except unreachable_types() as exc:  # port taken meanwhile, database unreachable
+        log.debug("start failed", exc_info=True)
         await server.stop()
-        raise SystemExit(f"tidings: cannot start: {exc}") from None
+        raise SystemExit(f"tidings: cannot start: {reason(exc)}") from None
     _tune_gc()
     await stop.wait()
     # The drain keeps within shutdown_timeout; the bound here covers a store or bus
@@ -164,47 +202,40 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    store = _open_store(settings.database_url)
-    try:
+    async with opened_store(settings.database_url) as store:
         applied = await store.migrate()
-        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
-    finally:
-        await store.close()
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
 async def _user_add(settings: Settings, name: str, password: str) -> None:
     from tidings.auth import hash_password
     from tidings.store import Conflict
 
-    store = _open_store(settings.database_url)
-    try:
+    async with opened_store(settings.database_url) as store:
         await store.migrate()
-        user = await store.create_user(name, await hash_password(password))
-        print(f"user {user.username} created with id {user.id}")
-    except Conflict:
-        raise SystemExit(f"tidings: user {name!r} already exists") from None
-    finally:
-        await store.close()
+        try:
+            user = await store.create_user(name, await hash_password(password))
+        except Conflict:
+            raise SystemExit(f"tidings: user {name!r} already exists") from None
+    print(f"user {user.username} created with id {user.id}")
 
 
 async def _token_create(settings: Settings, args: argparse.Namespace) -> None:
     from tidings.auth import Authenticator
 
-    store = _open_store(settings.database_url)
-    try:
+    ttl_ms = None if args.ttl is None else int(args.ttl * 1000)
+    scopes, device_info = _scopes(args.scopes), _device_info(args.device_info)
+    async with opened_store(settings.database_url) as store:
         await store.migrate()
         user = await store.get_user_by_name(args.user)
         if user is None:
             raise SystemExit(f"tidings: no user {args.user!r}")
-        ttl_ms = None if args.ttl is None else int(args.ttl * 1000)
         token, expires_at = await Authenticator(store, settings).issue(
             user.id, name=args.name, device_id=args.token_device, ttl_ms=ttl_ms,
-            scopes=_scopes(args.scopes), device_info=_device_info(args.device_info))
-        print(token)
-        print(f"user {user.username} (id {user.id}); expires at {expires_at} ms; "
-              "shown once, store it now", file=sys.stderr)
-    finally:
-        await store.close()
+            scopes=scopes, device_info=device_info)
+    print(token)
+    print(f"user {user.username} (id {user.id}); expires at {expires_at} ms; "
+          "shown once, store it now", file=sys.stderr)
 
 
 def _scopes(raw: str | None) -> tuple[str, ...] | None:
@@ -238,11 +269,8 @@ async def _desks_demo(settings: Settings, args: argparse.Namespace) -> None:
 
     if not 1 <= args.floors <= 100 or not 1 <= args.desks_per_floor <= 1000:
         raise SystemExit("tidings: --floors must be in [1, 100], --desks-per-floor in [1, 1000]")
-    store = _open_store(settings.database_url)
-    try:
+    async with opened_store(settings.database_url) as store:
         await store.migrate()
-    finally:
-        await store.close()
     db = open_desk_db(settings.database_url)
     try:
         made = await load_demo(db, building=args.building, floors=args.floors,
@@ -262,12 +290,13 @@ def _check_username(name: str) -> None:
     import msgspec
 
     from tidings.api.routes import Username
+    from tidings.plain_errors import in_words
 
     try:
         msgspec.convert(name, Username)
     except msgspec.ValidationError as exc:
-        raise SystemExit(f"tidings: invalid user name {name!r}: 1-64 letters, digits "
-                         f"or . _ @ - ({exc})") from None
+        raise SystemExit(f"tidings: invalid user name {name!r}: use 1 to 64 letters, "
+                         f"digits or . _ @ - ({in_words(exc)})") from None
 
 
 def _check_password(password: str) -> None:
@@ -275,13 +304,14 @@ def _check_password(password: str) -> None:
     import msgspec
 
     from tidings.api.routes import Password
+    from tidings.plain_errors import in_words
 
     if len(password) < 8:
         raise SystemExit("tidings: the password needs at least 8 characters")
     try:
         msgspec.convert(password, Password)
     except msgspec.ValidationError as exc:
-        raise SystemExit(f"tidings: invalid password: {exc}") from None
+        raise SystemExit(f"tidings: invalid password: {in_words(exc)}") from None
 
 
 GC_YOUNG_THRESHOLD = 10_000
@@ -314,24 +344,42 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``tidings`` command."""
+    """Entry point of the ``tidings`` command: exits 0, or non-zero with one line
+    saying what is wrong (never a traceback)."""
     args = build_parser().parse_args(argv)
+    if args.command == "config":
+        raise SystemExit(config_command(args))
+    if args.command == "token" and args.action == "create" and args.ttl is not None \
+            and not 0 < args.ttl < 100 * 365 * 86400:
+        raise SystemExit("tidings: --ttl must be a number of seconds above 0 (and below a "
+                         "century)")
+    loaded = _loaded(args)
+    _configure_logging(loaded.settings)
     try:
-        settings = _settings(args)
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"tidings: {exc}") from None
-    _configure_logging(settings.log_level)
+        _dispatch(args, argv, loaded)
+    except KeyboardInterrupt:
+        raise SystemExit("tidings: interrupted") from None
+    except Exception as exc:
+        raise unexpected(exc) from None
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, loaded: Loaded) -> None:
+    settings = loaded.settings
     if args.command == "serve":
         from tidings import workers
 
         problem = workers.check(settings)
         if problem:
             raise SystemExit(f"tidings: {problem}")
+        if not workers.is_worker():
+            check_port_free(settings.host, settings.port)
+            if settings.workers == 1:  # workers > 1: each would want the port; refused below
+                check_port_free(settings.metrics_host, settings.metrics_port)
         if settings.workers > 1 and not workers.is_worker():
             _run(_migrate(settings))  # once, before the workers race to do it
             raise SystemExit(workers.supervise(
                 list(sys.argv[1:] if argv is None else argv), settings.workers))
-        _run(_serve(settings))
+        _run(_serve(settings, config_source(loaded)))
     elif args.command == "migrate":
         _run(_migrate(settings))
     elif args.command == "user":
@@ -344,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "publish":
         _run(publish(args))
     elif args.action == "list":
-        _run(token_list(settings, args, _open_store))
+        _run(token_list(settings, args, opened_store))
     elif args.action == "revoke":
-        _run(token_revoke(settings, args, _open_store))
+        _run(token_revoke(settings, args, opened_store))
     else:
         _run(_token_create(settings, args))

@@ -14,15 +14,17 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from tidings.cli_errors import one_line, reason
 from tidings.config import Settings
 
 if TYPE_CHECKING:
     from tidings.store import Store, Token
 
 AddSettings = Callable[[argparse.ArgumentParser, Sequence[str]], None]
-OpenStore = Callable[[str], "Store"]
+OpenStore = Callable[[str], AbstractAsyncContextManager["Store"]]
 
 DEFAULT_URL = "http://127.0.0.1:8443"
 
@@ -72,15 +74,12 @@ def _row(token: Token) -> dict[str, Any]:
 
 async def token_list(settings: Settings, args: argparse.Namespace, open_store: OpenStore) -> None:
     """Print a user's tokens, newest first."""
-    store = open_store(settings.database_url)
-    try:
+    async with open_store(settings.database_url) as store:
         await store.migrate()
         user = await store.get_user_by_name(args.user)
         if user is None:
             raise SystemExit(f"tidings: no user {args.user!r}")
         rows = [_row(t) for t in await store.list_tokens(user.id)]
-    finally:
-        await store.close()
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
@@ -99,8 +98,7 @@ async def token_revoke(settings: Settings, args: argparse.Namespace,
     """Revoke tokens by id; report which were revoked now."""
     from tidings.store import now_ms
 
-    store = open_store(settings.database_url)
-    try:
+    async with open_store(settings.database_url) as store:
         await store.migrate()
         owner = None
         if args.user is not None:
@@ -109,8 +107,6 @@ async def token_revoke(settings: Settings, args: argparse.Namespace,
                 raise SystemExit(f"tidings: no user {args.user!r}")
             owner = user.id
         revoked = await store.revoke_tokens(owner, list(args.ids), now_ms())
-    finally:
-        await store.close()
     skipped = sorted(set(args.ids) - set(revoked))
     if revoked:
         print("revoked: " + ", ".join(map(str, revoked)))
@@ -119,6 +115,20 @@ async def token_revoke(settings: Settings, args: argparse.Namespace,
               + ", ".join(map(str, skipped)), file=sys.stderr)
     if not revoked:
         raise SystemExit(1)
+
+
+def _http_reason(exc: BaseException) -> str:
+    import aiohttp
+
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer within 30 s"
+    if isinstance(exc, ValueError | aiohttp.ContentTypeError):
+        return "the answer is not JSON (is it a Tidings node?)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "not a valid URL"
+    return reason(exc)
 
 
 def _data(raw: str) -> Any:
@@ -134,6 +144,8 @@ async def publish(args: argparse.Namespace) -> None:
     import aiohttp
 
     url = (args.url or os.environ.get("TIDINGS_URL") or DEFAULT_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"tidings: --url must start with http:// or https://, got {url!r}")
     token = args.token or os.environ.get("TIDINGS_TOKEN")
     if not token:
         raise SystemExit("tidings: give a token with $TIDINGS_TOKEN or --token")
@@ -146,11 +158,16 @@ async def publish(args: argparse.Namespace) -> None:
                 url + "/api/v1/publish", json=body, headers={"X-API-Token": token},
                 timeout=aiohttp.ClientTimeout(total=30)) as response:
             answer = await response.json(content_type=None)
+    except aiohttp.ClientConnectorError as exc:
+        raise SystemExit(f"tidings: cannot connect to {url}: {reason(exc.os_error)}") from None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise SystemExit(f"tidings: cannot publish to {url}: {exc!r}") from None
-    if response.status != 200:
-        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        raise SystemExit(f"tidings: cannot publish to {url}: {_http_reason(exc)}") from None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if response.status != 200 or not isinstance(answer, dict) or "offset" not in answer:
+        if not isinstance(error, dict):
+            raise SystemExit(f"tidings: {url} answered HTTP {response.status} without a "
+                             "Tidings answer (is it a Tidings node?)")
         raise SystemExit(f"tidings: {response.status} {error.get('code', '?')}: "
-                         f"{error.get('message', answer)}")
+                         f"{one_line(str(error.get('message', '')))}")
     repeat = " (a repeat: published earlier)" if answer["duplicate"] else ""
     print(f"{answer['channel']} offset {answer['offset']}{repeat}")

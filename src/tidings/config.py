@@ -8,15 +8,18 @@ in env vars and flags.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
+from tidings import config_rules
 from tidings.channels.namespaces import Namespace, default_namespaces
+from tidings.plain_errors import in_words
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,6 +78,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stream_trim_interval: float = 3600.0
     apps_database_url: str = ""
     apps_enabled: bool = True
+    # operations: logs and metrics (issue 18)
+    log_format: str = "text"
+    access_log: bool = False
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 HELP: dict[str, str] = {
@@ -146,12 +154,37 @@ HELP: dict[str, str] = {
                          "sqlite:///tidings-apps.db on a lone node (nodes sharing a bus "
                          "must set it, or apps_enabled=false)",
     "apps_enabled": "serve the desk map and collaborative editing (false: leave them off)",
+    "log_format": "text (time level logger: message) or json (one object a line, with "
+                  "request, connection and user ids)",
+    "access_log": "log every HTTP request and every /ws close (code, duration, frames) "
+                  "to the tidings.access logger",
+    "metrics_port": "also serve GET /metrics alone on this port, for Prometheus on an "
+                    "internal network (0: off)",
+    "metrics_host": "address the metrics port listens on",
 }
 
 
-# comma-separated in env vars and flags
-_LIST_SETTINGS = ("allowed_origins", "admin_users", "desk_admins", "cors_origins",
-                  "trusted_proxies")
+_DEFAULTS = Settings()
+
+SECRETS = ("secret", "password", "private")
+"""A setting whose name contains one of these is masked in ``tidings config show``."""
+
+
+class Loaded(NamedTuple):
+    """Settings with where each value came from."""
+
+    settings: Settings
+    sources: dict[str, str]
+    """Setting name -> ``default``, ``file PATH``, ``env TIDINGS_NAME`` or ``flag --name``."""
+    config_file: str | None
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; ``problems`` holds one line per bad setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def _env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -168,29 +201,98 @@ def _split(name: str, raw: str) -> Any:
         try:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
-            raise ValueError(f"invalid setting: namespaces is not JSON: {exc}") from None
-    if name in _LIST_SETTINGS:
+            raise SettingsError([f"invalid setting: namespaces is not JSON ({exc})"]) from None
+    if isinstance(getattr(_DEFAULTS, name, None), list):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 
 
-def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Build settings from a TOML file, env vars and explicit overrides.
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise SettingsError([f"cannot read config file {path!r}: "
+                             f"{(exc.strerror or str(exc)).lower()}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError([f"config file {path!r} is not valid TOML: {exc}"]) from None
+    values = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = [k for k in values if k not in Settings.__struct_fields__]
+    if unknown:
+        raise SettingsError([_unknown(name, path) for name in unknown])
+    return values
 
-    ``config_file`` defaults to ``$TIDINGS_CONFIG`` if set. Raise ``ValueError``
-    with the offending setting named if a value has the wrong type.
+
+def _unknown(name: str, path: str) -> str:
+    close = difflib.get_close_matches(name, Settings.__struct_fields__, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown setting {name!r} in config file {path!r}{hint}"
+
+
+def _source_text(source: str) -> str:
+    return "default" if source == "default" else f"from {source}"
+
+
+def _convert(values: dict[str, Any], sources: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    types = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    converted: dict[str, Any] = {}
+    errors: list[str] = []
+    for name, value in values.items():
+        try:
+            converted[name] = msgspec.convert(value, types[name], strict=False)
+        except msgspec.ValidationError as exc:
+            errors.append(f"invalid setting {name} = {value!r} ({_source_text(sources[name])}): "
+                          f"{in_words(exc)}")
+    return converted, errors
+
+
+def resolve(config_file: str | None = None, environ: Mapping[str, str] | None = None,
+            overrides: Mapping[str, Any] | None = None) -> Loaded:
+    """Build settings from a TOML file, env vars and explicit overrides (flags), and
+    check each value against its rule (:mod:`tidings.config_rules`).
+
+    ``config_file`` defaults to ``$TIDINGS_CONFIG`` if set. Raise
+    :class:`SettingsError` naming each bad setting, its source and what is wrong.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources = dict.fromkeys(Settings.__struct_fields__, "default")
     path = config_file or environ.get("TIDINGS_CONFIG")
     if path:
-        with Path(path).open("rb") as fh:
-            values.update({k.replace("-", "_"): v for k, v in tomllib.load(fh).items()})
-    values.update(_env(environ))
-    values.update({k: _split(k, v) if isinstance(v, str) else v
-                   for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return msgspec.convert(values, Settings, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"invalid setting: {exc}") from None
+        for name, value in _read_file(path).items():
+            values[name], sources[name] = value, f"file {path}"
+    for name, value in _env(environ).items():
+        values[name], sources[name] = value, f"env TIDINGS_{name.upper()}"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _split(name, value) if isinstance(value, str) else value
+            sources[name] = "flag --" + name.replace("_", "-")
+    converted, errors = _convert(values, sources)
+    if errors:
+        raise SettingsError(errors)
+    settings = Settings(**converted)
+    found = config_rules.problems({name: getattr(settings, name)
+                                   for name in Settings.__struct_fields__})
+    if found:
+        raise SettingsError([
+            f"invalid setting {name} = {getattr(settings, name)!r} "
+            f"({_source_text(sources[name])}): {problem}" for name, problem in found.items()])
+    return Loaded(settings, sources, path)
+
+
+def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings of :func:`resolve`, without their sources."""
+    return resolve(config_file, environ, overrides).settings
+
+
+def masked(name: str, value: Any) -> Any:
+    """``value`` fit to print: secrets and the passwords in URLs replaced by ``***``."""
+    if any(word in name for word in SECRETS):
+        return "***" if value else value
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, _, rest = value.partition("://")
+        credentials, _, host = rest.rpartition("@")
+        user, sep, _password = credentials.partition(":")
+        return f"{scheme}://{user}{':***' if sep else ''}@{host}"
+    return value

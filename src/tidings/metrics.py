@@ -11,13 +11,32 @@ from __future__ import annotations
 
 import bisect
 import math
+import platform
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from aiohttp import web
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.utils import floatToGoString
+
+from tidings import __version__
 
 
 class Tally:
@@ -94,6 +113,34 @@ class FastHistogram:
                                     sum_value=self._sum)
 
 
+class Sampled:
+    """Gauges read when scraped: one sample per label value, each from a callback."""
+
+    def __init__(self, name: str, documentation: str, label: str,
+                 registry: CollectorRegistry) -> None:
+        self._name, self._doc, self._label = name, documentation, label
+        self.sources: dict[str, Callable[[], float]] = {}
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        """The current value of every source."""
+        family = GaugeMetricFamily(self._name, self._doc, labels=[self._label])
+        for value, read in self.sources.items():
+            family.add_metric([value], float(read()))
+        yield family
+
+
+def pool_waiting(pool: Any) -> int:
+    """Tasks waiting for a connection of an asyncpg pool (seed 000's ``waitingCount``).
+
+    asyncpg has no public count: ``Pool.acquire`` waits in ``get()`` of the pool's
+    queue of free connections, so its waiters are that queue's pending getters.
+    tests/cli/test_metrics.py checks this against a real pool; 0 if the internals move.
+    """
+    getters = getattr(getattr(pool, "_queue", None), "_getters", None)
+    return sum(1 for f in getters if not f.done()) if getters is not None else 0
+
+
 class Metrics:
     """The counters a node updates; exposed at ``GET /metrics``."""
 
@@ -101,6 +148,21 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._frame_labels: dict[int, str] = {}
         r = self.registry
+        # process_* (memory, CPU, open fds), python_info and python_gc_*: the collectors
+        # prometheus_client registers by default, in this node's registry too.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+        build = Gauge("tidings_build_info", "Version of Tidings and of Python (always 1)",
+                      ["version", "python"], registry=r)
+        build.labels(__version__, platform.python_version()).set(1)
+        self.transport_connections = Sampled(
+            "tidings_transport_connections",
+            "Open connections by transport: ws (/ws, authenticated or not), socketio "
+            "(authenticated Socket.IO clients), editing (editing WebSockets)", "transport", r)
+        self.db_waiting = Sampled(
+            "tidings_db_waiting_clients",
+            "Requests waiting for a database connection, by pool (PostgreSQL pools)", "pool",
+            r)
         self.connections = Gauge("tidings_connections", "Authenticated WebSocket connections",
                                  registry=r)
         self.frames_in = LabelledTally("tidings_frames_in_total", "Frames received, by type code",
@@ -169,3 +231,22 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> web.AppRunner:
+    """Serve ``GET /metrics`` alone on ``host:port`` (the internal metrics port)."""
+
+    async def scrape(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), content_type="text/plain",
+                            charset="utf-8", headers={"Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import socket
 import time
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from tidings import __version__, logs
 from tidings.api import asyncapi, openapi, users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.cors import add_cors
@@ -33,12 +36,13 @@ from tidings.channels.broker import Broker
 from tidings.channels.routes import add_channel_routes
 from tidings.cluster import open_registry
 from tidings.cluster.membership import Membership
-from tidings.config import Settings
+from tidings.config import Settings, masked
 from tidings.gateway.caps import ConnectionCaps
+from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
-from tidings.metrics import Metrics
+from tidings.metrics import Metrics, pool_waiting, serve_metrics
 from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
@@ -79,6 +83,8 @@ class Server:
                                       MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
                                       MsgType.PUBLISH: self.broker.ws_publish})
         self.gateway.on_disconnect.append(self.broker.disconnected)
+        if settings.access_log:
+            self.gateway.on_disconnect.append(self._ws_closed)
         self.revocations = Revocations(self.hub, self.store, self.bus)
         self.hub.listeners.append(self.revocations.on_event)
         self.retention = RetentionJob(self.store, settings.stream_retention,
@@ -108,13 +114,20 @@ class Server:
         if self.desks is not None:
             self.desks.monitor.caps = self.caps
         self.traffic = TrafficMonitor(self.metrics)
+        self._sample_metrics()
+        self._metrics_runner: web.AppRunner | None = None
         self.app = self._make_app()
         self._runner: web.AppRunner | None = None
+        self.listening = False  # a node that never listened has nothing to drain
+        self.config_source = "settings given in code"  # `tidings serve` names its sources
         self.port = settings.port
 
     def _make_app(self) -> web.Application:
         quiet_parser_errors()
-        app = web.Application(middlewares=[errors_middleware],
+        middlewares: list[Any] = [errors_middleware]
+        if self.settings.access_log or self.settings.log_format == "json":  # request ids
+            middlewares.insert(0, logs.request_middleware(access=self.settings.access_log))
+        app = web.Application(middlewares=middlewares,
                               client_max_size=self.settings.max_body_bytes)
         app[SERVICE] = self.service
         app[MAX_BODY_BYTES] = self.settings.max_body_bytes
@@ -196,19 +209,49 @@ class Server:
             where = self.settings.bus_url.split("@")[-1]  # no password in the message
             raise OSError(f"cluster registry at {where}: {exc}") from exc
         site = web.SockSite(self._runner, sock, backlog=1024, ssl_context=self.tls)
+        if self.settings.metrics_port:
+            try:
+                self._metrics_runner = await serve_metrics(
+                    self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            except OSError:
+                sock.close()
+                raise
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
+                     self.settings.metrics_port)
         await site.start()
-        log.info("Tidings listening on %s (store %s, bus %s)", self.url,
-                 self.settings.database_url.split("@")[-1], self.settings.bus_url)
+        self.listening = True
+        log.info("Tidings listening on %s (version %s, pid %d, store %s, bus %s, config %s)",
+                 self.url, __version__, os.getpid(), masked("", self.settings.database_url),
+                 masked("", self.settings.bus_url), self.config_source)
         self.app[admin.NODE_URL].append(self.url)
         log.info("open %s/ (dashboard) or %s/demo/chat", self.url, self.url)
+
+    def _sample_metrics(self) -> None:
+        """Connections per transport and database waiters, read at each scrape."""
+        transports = self.metrics.transport_connections.sources
+        transports["ws"] = lambda: len(self.gateway.connections)
+        waiting = self.metrics.db_waiting.sources
+        if self.settings.database_url.startswith("postgres"):  # asyncpg's pool
+            waiting["store"] = lambda: pool_waiting(getattr(self.store, "_pool", None))
+        if self.editing is not None:
+            peers = self.editing.sockets.peers
+            transports["editing"] = lambda: sum(len(p) for p in peers.values())
+        if self.desks is not None:
+            desks = self.desks
+            transports["socketio"] = lambda: desks.sockets.connected
+            waiting["desks"] = lambda: pool_waiting(getattr(desks.db, "_pool", None))
+
+    async def _ws_closed(self, conn: Connection) -> None:
+        logs.ws_closed(conn, asyncio.get_running_loop().time())
 
     async def stop(self) -> None:
         """Drain within ``shutdown_timeout`` (see :mod:`tidings.shutdown`: stop listening,
         flush the log and outboxes, close connections with 1001), then release all."""
         # Keep a few seconds of shutdown_timeout for releasing the runner, bus and store.
         total = self.settings.shutdown_timeout
-        await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
-                    total - min(3.0, total / 4))
+        if self.listening:
+            await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
+                        total - min(3.0, total / 4))
         await self.gateway.stop()
         if self.desks is not None:
             await self.desks.close()
@@ -221,6 +264,8 @@ class Server:
             await self.retention.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         await self.revocations.close()
         await self.broker.close()
         await self.membership.close()

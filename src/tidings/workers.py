@@ -38,6 +38,9 @@ def check(settings: Settings) -> str | None:
                 "with memory:// each worker would reach only its own connections")
     if settings.port == 0:
         return "--workers needs a fixed --port: with 0 each worker would pick its own"
+    if settings.metrics_port:
+        return ("--workers cannot share one --metrics-port: run one node per metrics port, "
+                "or scrape /metrics on the main port")
     return None
 
 

@@ -99,7 +99,8 @@ def test_a_missing_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
-    assert "usage: tidings" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == ("tidings: the following arguments are required: "
+                                               "command (see: tidings --help)")
 
 
 # migrate
@@ -117,7 +118,7 @@ def test_migrate_applies_the_schema_then_reports_it_up_to_date(sqlite_url, capsy
                                      ["token", "create", "--user", "x"], ["serve"]])
 def test_an_unsupported_database_url_exits_with_a_message(command):
     message = fails([*command, "--database-url", "mysql://localhost/x"])
-    assert "unsupported store URL 'mysql://localhost/x'" in message
+    assert "database_url = 'mysql://localhost/x'" in message and "has scheme mysql://" in message
 
 
 # user add
@@ -279,7 +280,7 @@ def test_a_config_file_that_is_not_toml_exits_with_a_message(tmp_path):
 
 def test_serve_with_an_unknown_bus_url_exits_with_a_message(sqlite_url):
     message = fails(["serve", "--bus-url", "carrier-pigeon://", "--database-url", sqlite_url])
-    assert "unknown bus URL scheme 'carrier-pigeon'" in message
+    assert "bus_url = 'carrier-pigeon://'" in message and "has scheme carrier-pigeon://" in message
 
 
 def test_serve_with_a_missing_jwt_key_file_exits_with_a_message(sqlite_url, tmp_path):
@@ -294,7 +295,9 @@ def test_serve_on_a_port_in_use_exits_with_a_message(sqlite_url):
         busy.listen()
         port = busy.getsockname()[1]
         message = fails(["serve", "--port", str(port), "--database-url", sqlite_url])
-    assert message.startswith("tidings: cannot start:") and "in use" in message
+    assert message.startswith(f"tidings: cannot listen on 127.0.0.1:{port}:")
+    assert "in use" in message
+    assert not Path("cli.db").exists()  # refused before the migrations
 
 
 async def test_serve_runs_until_sigterm_then_stops_cleanly(sqlite_url, caplog):

@@ -110,6 +110,6 @@ async def test_publish_sends_json_or_text_and_reports_the_offset(tmp_path):
         assert code == 1 and "TIDINGS_TOKEN" in err
         code, _, err = await publish("room:cli", "1", "--url", "http://127.0.0.1:9",
                                      "--token", token, env_extra={})
-        assert code == 1 and "cannot publish to http://127.0.0.1:9" in err
+        assert code == 1 and "cannot connect to http://127.0.0.1:9: connection refused" in err
     finally:
         await server.stop()

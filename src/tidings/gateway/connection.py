@@ -18,6 +18,7 @@ to drain; an idle connection has no task of its own (memory per connection).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 from typing import Protocol
@@ -27,6 +28,10 @@ from tidings.protocol.codes import CloseCode
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+
+CURRENT: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+    "tidings_connection", default=None)
+"""The connection whose task is running (the gateway sets it; the logs read it)."""
 
 # Connections with frames to write at the end of this loop turn, per event loop: one
 # callback flushes them all (a callback per connection costs more than its write).
@@ -63,6 +68,8 @@ class Connection:
                  remote: str = "") -> None:
         self.id = f"c{next(_ids)}"
         self.remote = remote
+        self.frames_in = 0  # counted for the access log
+        self.frames_out = 0
         self.user_id = 0
         self.device_id = ""
         self.token_id: int | None = None  # the opaque token it authenticated with, if any
@@ -228,6 +235,7 @@ class Connection:
             self._write_failed(exc)
             return
         if written:
+            self.frames_out += len(self._outbox)
             self._outbox.clear()
             self._made_room()
         else:
@@ -243,6 +251,7 @@ class Connection:
                 data, binary = outbox.pop(0)
                 self.write_started = loop.time()
                 await self._socket.send(data, binary)
+                self.frames_out += 1
                 self.write_started = 0.0
                 if len(outbox) < self._queue_size:
                     self._made_room()

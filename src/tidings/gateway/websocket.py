@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from tidings.api.errors import ApiError
 from tidings.gateway.caps import Lease, claim
-from tidings.gateway.connection import Connection
+from tidings.gateway.connection import CURRENT, Connection
 from tidings.gateway.origins import origin_allowed
 from tidings.gateway.wire import WsPeer
 from tidings.hub.chat import ChatService
@@ -125,6 +125,7 @@ class Gateway:
         return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
 
     async def _run(self, peer: WsPeer, conn: Connection, lease: Lease) -> None:
+        CURRENT.set(conn)  # for the logs: this task's records name the connection
         reader = asyncio.current_task()
         try:
             await self._serve(peer, conn)
@@ -230,6 +231,7 @@ class Gateway:
         # ``ack``: the frame's payload if _serve decoded it already (see _ack_of).
         svc = self.service
         svc.metrics.frame_in(frame.type)
+        conn.frames_in += 1
         if not conn.user_id and frame.type != MsgType.AUTH:
             svc.error(conn, frame.seq, ErrorCode.NOT_AUTHENTICATED, "send MsgAuth first")
             return
