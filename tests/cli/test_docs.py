@@ -14,7 +14,8 @@ from tidings.cli import build_parser
 from tidings.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("deploy/**/*.md")])
+DOCS = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"),
+               *(p for p in ROOT.glob("deploy/**/*.md") if "node_modules" not in p.parts)])
 SETTINGS = set(Settings.__struct_fields__)
 
 # Environment variables that are not settings: each is read by the code named.
@@ -26,6 +27,11 @@ OTHER_ENV = {
     "TIDINGS_WORKER_OF",  # workers.py
     "TIDINGS_BIN",        # clients/js tests: the executable under test
     "TIDINGS_SCREENSHOTS",  # tests/browser: rewrite docs/img
+    "TIDINGS_DEPLOY_CACHE",  # tests/deploy: where images and the Debian base are kept
+    "TIDINGS_INSTANCES",  # deploy/pm2/ecosystem.config.js: how many nodes
+    "TIDINGS_HTTP_PORT",  # deploy/compose.yaml: nginx's published port
+    "TIDINGS_IMAGE",      # deploy/compose.yaml: the image to run
+    "TIDINGS_BASE",       # deploy/compose.yaml: the base image to build on
 }
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -103,7 +109,9 @@ def test_every_tidings_flag_named_exists(doc):
     flags = _all_flags()
     unknown = set()
     for line in doc.read_text().splitlines():
-        if "tidings " not in line and "make serve ARGS=" not in line:
+        # a `tidings` command (not a path such as /var/lib/tidings), or make's ARGS
+        if not re.search(r"(?:^|[\s`/])tidings\s+[a-z]", line) \
+                and "make serve ARGS=" not in line:
             continue
         for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", line):
             if flag not in flags:
