@@ -36,8 +36,10 @@ from tidings.cluster.membership import Membership
 from tidings.config import Settings
 from tidings.gateway.caps import ConnectionCaps
 from tidings.gateway.websocket import Gateway
+from tidings.hooks.connect import SocketIoConnectHook
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
+from tidings.hub.rpc import RpcCalls
 from tidings.metrics import Metrics
 from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
@@ -75,10 +77,12 @@ class Server:
         self.gateway = Gateway(self.service)
         self.broker = Broker(self.service)
         self.hub.listeners.append(self.broker.on_event)
+        self.rpc = RpcCalls(self.service)
         self.gateway.handlers.update({MsgType.SUBSCRIBE: self.broker.ws_subscribe,
                                       MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
-                                      MsgType.PUBLISH: self.broker.ws_publish})
-        self.gateway.on_disconnect.append(self.broker.disconnected)
+                                      MsgType.PUBLISH: self.broker.ws_publish,
+                                      MsgType.RPC: self.rpc.ws_rpc})
+        self.gateway.on_disconnect.extend([self.broker.disconnected, self.rpc.disconnected])
         self.revocations = Revocations(self.hub, self.store, self.bus)
         self.hub.listeners.append(self.revocations.on_event)
         self.retention = RetentionJob(self.store, settings.stream_retention,
@@ -101,6 +105,9 @@ class Server:
             self.desks = DeskApp(apps_settings, self.bus, self.service.auth, self.metrics,
                                  self.broker)
             self.hub.listeners.append(self.desks.on_bus_event)
+            if self.service.hooks.enabled("connect"):
+                self.desks.sockets.connect_hook = SocketIoConnectHook(
+                    self.service.hooks, self.store, self.service.auth)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
         self.tls = tls_context(settings)  # before anything listens: a bad file stops here
         self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
@@ -220,6 +227,7 @@ class Server:
             await self._runner.cleanup()
         await self.revocations.close()
         await self.broker.close()
+        await self.rpc.close()
         await self.membership.close()
         await self.service.close()
         if self.hub.gap_fill is not None:
