@@ -146,7 +146,7 @@ class ChatService:
             conn.close(CloseCode.INTERNAL_ERROR, "backlog replay failed")
             return False
         if first:
-            await self.presence.announce(conn.user_id)
+            await self.presence.went_online(conn.user_id)
         return True
 
     async def _identify(self, conn: Connection, payload: AuthPayload) -> tuple[Identity, Any]:
