@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidings import __version__
 from tidings.cli_broker import add_broker_commands, publish, token_list, token_revoke
+from tidings.cli_webhooks import add_webhook_commands, run_webhooks
 from tidings.config import HELP, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--config", help="TOML file of settings")
     _add_settings(create, ["database_url", "token_ttl"])
     add_broker_commands(sub, token, _add_settings)
+    add_webhook_commands(sub, _add_settings)
 
     desks = sub.add_parser("desks", help="the desk map (seed 000)").add_subparsers(
         dest="action", required=True)
@@ -341,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _run(_desks_demo(settings, args))
     elif args.command == "publish":
         _run(publish(args))
+    elif args.command == "webhooks":
+        _run(run_webhooks(settings, args, _open_store))
     elif args.action == "list":
         _run(token_list(settings, args, _open_store))
     elif args.action == "revoke":
