@@ -31,9 +31,9 @@ async def test_claims_lease_retry_dead_replay_and_purge(store: Store) -> None:
     # node-a dies holding them: once the lease runs out, node-b gets them
     taken = await box.outbox_claim("node-b", now + 10_001, 10_000, 10)
     assert [r.id for r in taken] == [r.id for r in first]
-    await box.outbox_delivered(first[0].id, "node-a", now)  # a stale owner changes nothing
+    await box.outbox_delivered([first[0].id], "node-a", now)  # a stale owner changes nothing
     assert (await box.outbox_list("pending", 10))[0].attempts == 0
-    await box.outbox_delivered(taken[0].id, "node-b", now)
+    await box.outbox_delivered([taken[0].id], "node-b", now)
     assert not await box.outbox_failed(taken[1].id, "node-b", "HTTP 500", now + 50, 2)
     assert await box.outbox_claim("node-b", now + 49, 1000, 10) == []  # backing off
     again = await box.outbox_claim("node-b", now + 50, 1000, 10)

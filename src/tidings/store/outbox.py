@@ -88,8 +88,8 @@ class Outbox(abc.ABC):
         first: pending rows whose ``next_at`` passed and whose lease (if any) ran out."""
 
     @abc.abstractmethod
-    async def outbox_delivered(self, row_id: int, owner: str, now: int) -> None:
-        """Mark a row this owner holds delivered."""
+    async def outbox_delivered(self, row_ids: list[int], owner: str, now: int) -> None:
+        """Mark rows this owner holds delivered (one transaction)."""
 
     @abc.abstractmethod
     async def outbox_failed(self, row_id: int, owner: str, error: str, next_at: int,

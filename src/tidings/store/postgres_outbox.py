@@ -26,7 +26,7 @@ RETURNING id, event, data, created_at, state, attempts, next_at, last_error, del
 _DELIVERED = """
 UPDATE webhook_outbox SET state = 'delivered', delivered_at = $1, attempts = attempts + 1,
                           lease_owner = '', lease_until = 0
-WHERE id = $2 AND lease_owner = $3 AND state = 'pending'"""
+WHERE id = ANY($2::bigint[]) AND lease_owner = $3 AND state = 'pending'"""
 
 _FAILED = """
 UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $1, next_at = $2,
@@ -80,9 +80,10 @@ class PostgresOutbox(Outbox):
         found = await self._fetch(_CLAIM, owner, now + lease_ms, now, limit)
         return sorted((OutboxRow(*r) for r in found), key=lambda r: r.id)
 
-    async def outbox_delivered(self, row_id: int, owner: str, now: int) -> None:
-        """Mark a held row delivered."""
-        await self._execute(_DELIVERED, now, row_id, owner)
+    async def outbox_delivered(self, row_ids: list[int], owner: str, now: int) -> None:
+        """Mark held rows delivered."""
+        if row_ids:
+            await self._execute(_DELIVERED, now, row_ids, owner)
 
     async def outbox_failed(self, row_id: int, owner: str, error: str, next_at: int,
                             max_attempts: int) -> bool:

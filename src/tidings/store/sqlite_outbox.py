@@ -85,9 +85,15 @@ class SqliteOutbox(Outbox):
             c, _CLAIM, (owner, now + lease_ms, now, now, limit)))
         return sorted((OutboxRow(*r) for r in found), key=lambda r: r.id)
 
-    async def outbox_delivered(self, row_id: int, owner: str, now: int) -> None:
-        """Mark a held row delivered."""
-        await self._run(lambda c: rows(c, _DELIVERED, (now, row_id, owner)))
+    async def outbox_delivered(self, row_ids: list[int], owner: str, now: int) -> None:
+        """Mark held rows delivered."""
+        items = [(now, i, owner) for i in row_ids]
+
+        def job(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.executemany(_DELIVERED, items)
+        if items:
+            await self._run(job)
 
     async def outbox_failed(self, row_id: int, owner: str, error: str, next_at: int,
                             max_attempts: int) -> bool:

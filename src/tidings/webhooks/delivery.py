@@ -1,6 +1,6 @@
 """The webhook sender: every node runs one; together they empty the outbox.
 
-Each round claims up to ``BATCH`` due rows with a lease (``webhook_lease``; at least
+Each round claims up to ``BATCH`` (128) due rows with a lease (``webhook_lease``; at least
 twice ``webhook_timeout``, so a live sender always finishes before its lease ends) and
 POSTs them concurrently. A 2xx answer marks a row delivered; anything else counts a
 try and schedules the next one ``webhook_backoff * 2**(tries-1)`` seconds later (at most
@@ -31,8 +31,8 @@ from tidings.store.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 
-BATCH = 32
-"""Rows one round claims and sends at once."""
+BATCH = 128
+"""Rows one round claims and sends at once (aiohttp keeps up to 100 connections)."""
 KEEP_DELIVERED_MS = 7 * 86400 * 1000
 """Delivered rows are kept this long (for the admin list), then purged."""
 PURGE_EVERY = 3600.0
@@ -104,14 +104,18 @@ class WebhookSender:
             await self.outbox.outbox_purge(now_ms() - KEEP_DELIVERED_MS)
         rows = await self.outbox.outbox_claim(self.owner, now_ms(), self.lease_ms, BATCH)
         if rows:
-            await asyncio.gather(*(self._send(row) for row in rows))
+            sent = await asyncio.gather(*(self._send(row) for row in rows))
+            # One transaction for the round's successes: a write per webhook would
+            # queue behind (and slow) the chat commits on SQLite's one writer.
+            await self.outbox.outbox_delivered([r.id for r, ok in zip(rows, sent, strict=True)
+                                                if ok], self.owner, now_ms())
         return len(rows)
 
     def delay(self, attempt: int) -> float:
         """Seconds before the try after try number ``attempt``."""
         return float(min(self.backoff * 2 ** (attempt - 1), self.backoff_max))
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow) -> bool:
         attempt = row.attempts + 1
         body = msgspec.json.encode(_Body(row.id, row.event, row.created_at, attempt,
                                          msgspec.Raw(row.data.encode())))
@@ -130,10 +134,10 @@ class WebhookSender:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__} {exc}".strip()
         if not error:
-            await self.outbox.outbox_delivered(row.id, self.owner, now_ms())
-            return
+            return True
         next_at = now_ms() + int(self.delay(attempt) * 1000)
         if await self.outbox.outbox_failed(row.id, self.owner, error, next_at,
                                            self.max_attempts):
             log.warning("webhook %d (%s) is dead after %d tries: %s", row.id, row.event,
                         attempt, error)
+        return False
