@@ -93,7 +93,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hooks_module: str = ""
     webhook_url: str = ""
     webhook_secret: str = ""
-    webhook_events: list[str] = msgspec.field(default_factory=list)
+    webhook_events: list[str] = msgspec.field(
+        default_factory=lambda: ["message.read", "user.*", "takeover.*", "workstation.*"])
     webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 8
     webhook_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     webhook_backoff: Annotated[float, msgspec.Meta(gt=0)] = 1.0
@@ -194,9 +195,10 @@ HELP: dict[str, str] = {
                    "outbox in the store (empty: off; SQLite and PostgreSQL stores only)",
     "webhook_secret": "sign webhooks with HMAC-SHA256 and this secret "
                       "(X-Tidings-Signature: t=...,v1=...)",
-    "webhook_events": "events to send (comma-separated): message.stored, message.read, "
-                      "user.online, user.offline, publication, takeover.*, workstation.*; "
-                      "empty: all",
+    "webhook_events": "events to send (comma-separated, shell patterns): message.stored, "
+                      "message.read, user.online, user.offline, publication, takeover.*, "
+                      "workstation.*, or * for all; message.stored and publication (one "
+                      "webhook per chat or publication) are not in the default",
     "webhook_max_attempts": "tries of one webhook before it is dead (replay with "
                             "`tidings webhooks replay`)",
     "webhook_timeout": "seconds the webhook receiver has to answer 2xx",

@@ -10,6 +10,7 @@ import pytest
 
 from tidings.bus.base import DeskChangeEvent, EditingEvent
 from tidings.cli import main
+from tidings.config import Settings
 from tidings.store import Store, open_store
 from tidings.store.base import now_ms
 from tidings.store.outbox import Outbox
@@ -66,7 +67,9 @@ async def test_the_recorder_tells_presence_takeovers_and_workstations(store: Sto
 
 
 def test_wanted_events() -> None:
-    assert wanted([]) == frozenset(EVENTS)
+    assert wanted(["*"]) == frozenset(EVENTS)
+    assert wanted([]) == frozenset()
+    assert "message.stored" not in wanted(Settings().webhook_events)  # opt-in
     assert wanted(["takeover.*", "message.read"]) == {
         "takeover.request", "takeover.response", "takeover.expired", "message.read"}
     with pytest.raises(ValueError, match="names no event"):

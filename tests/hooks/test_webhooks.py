@@ -50,7 +50,8 @@ async def _until(backend: Backend, done: Callable[[list[dict[str, Any]]], bool],
 async def test_every_event_is_delivered_once_through_failures(
         server_factory: Factory, backend: Backend, http: aiohttp.ClientSession) -> None:
     await _reset(backend)
-    node = await server_factory(webhook_url=backend.url + "/webhook", **FAST)
+    node = await server_factory(webhook_url=backend.url + "/webhook", webhook_events=["*"],
+                                **FAST)
     alice, alice_token = await node.quick_user()
     bob, bob_token = await node.quick_user()
     a = await Wire.ready(http, node.ws_url, alice_token, "a1")

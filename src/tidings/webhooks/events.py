@@ -32,10 +32,8 @@ _WORKSTATION = {"INSERT": "workstation.created", "UPDATE": "workstation.updated"
 
 
 def wanted(patterns: list[str]) -> frozenset[str]:
-    """The events ``webhook_events`` names (shell patterns; empty: all). ``ValueError``
+    """The events ``webhook_events`` names (shell patterns, ``*`` for all). ``ValueError``
     names a pattern that matches no event."""
-    if not patterns:
-        return frozenset(EVENTS)
     out: set[str] = set()
     for pattern in patterns:
         found = fnmatch.filter(EVENTS, pattern)

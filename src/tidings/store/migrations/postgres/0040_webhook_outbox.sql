@@ -12,5 +12,7 @@ CREATE TABLE webhook_outbox (
     last_error TEXT NOT NULL DEFAULT '',
     delivered_at BIGINT
 );
-CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE state = 'pending';
-CREATE INDEX webhook_outbox_state ON webhook_outbox (state, id);
+-- One index, and a partial one: each index is written by every chat's commit when
+-- message.stored is recorded. Claims walk the pending rows in id order; listing by
+-- state (operators) may scan.
+CREATE INDEX webhook_outbox_pending ON webhook_outbox (id) WHERE state = 'pending';
