@@ -3,6 +3,7 @@ applications that embed Tidings; and the settings' refusals."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -13,6 +14,8 @@ from tests.support.server import RunningServer
 from tests.support.wire import Wire
 from tidings.config import Settings, load_settings
 from tidings.hooks.backend import load_module_hooks
+from tidings.hooks.signing import sign, verify
+from tidings.hub.rpc import MAX_CALLS_IN_FLIGHT
 from tidings.protocol.codes import MsgType
 from tidings.server import Server
 
@@ -65,3 +68,32 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="names no event"):
         Server(Settings(database_url="sqlite:///:memory:", webhook_url="http://x/",
                         webhook_events=["nope"], apps_enabled=False))
+
+
+async def test_rpc_calls_in_flight_are_bounded_and_cancelled_on_close(
+        server_factory: Factory, http: aiohttp.ClientSession) -> None:
+    node = await server_factory(hooks_module="tests.hooks.py_hooks", proxy_timeout=30)
+    _, token = await node.quick_user()
+    wire = await Wire.ready(http, node.ws_url, token)
+    for _ in range(MAX_CALLS_IN_FLIGHT):
+        await wire.send(MsgType.RPC, {"method": "slow"})
+    seq = await wire.send(MsgType.RPC, {"method": "slow"})
+    got_seq, err = await wire.expect(MsgType.ERROR)
+    assert (got_seq, err["code"]) == (seq, "WS_RATE_LIMITED")
+    calls = node.node.rpc._tasks
+    assert sum(len(t) for t in calls.values()) == MAX_CALLS_IN_FLIGHT
+    await wire.close()
+    async with asyncio.timeout(10):  # the closed connection's calls are cancelled
+        while calls:
+            await asyncio.sleep(0.05)
+
+
+def test_signatures() -> None:
+    body = b'{"a": 1}'
+    header = sign("s3cret", body, at=1_000_000)
+    assert verify("s3cret", body, header, now=1_000_100)
+    assert not verify("s3cret", body + b" ", header, now=1_000_100)  # tampered
+    assert not verify("other", body, header, now=1_000_100)  # another secret
+    assert not verify("s3cret", body, header, now=1_000_301)  # stale: a replay
+    assert not verify("s3cret", body, "garbage")
+    assert not verify("s3cret", body, "t=abc,v1=00")
