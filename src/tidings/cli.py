@@ -18,6 +18,7 @@ from tidings import __version__
 from tidings.cli_broker import add_broker_commands, publish, token_list, token_revoke
 from tidings.cli_config import add_config_commands, config_command
 from tidings.cli_errors import opened_store, reason, unexpected
+from tidings.cli_webhooks import add_webhook_commands, run_webhooks
 from tidings.config import HELP, Loaded, Settings, SettingsError, resolve
 
 log = logging.getLogger("tidings")
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--config", help="TOML file of settings")
     _add_settings(create, ["database_url", "token_ttl"])
     add_broker_commands(sub, token, _add_settings)
+    add_webhook_commands(sub, _add_settings)
 
     desks = sub.add_parser("desks", help="the desk map (seed 000)").add_subparsers(
         dest="action", required=True)
@@ -391,6 +393,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, loaded: Load
         _run(_desks_demo(settings, args))
     elif args.command == "publish":
         _run(publish(args))
+    elif args.command == "webhooks":
+        _run(run_webhooks(settings, args, opened_store))
     elif args.action == "list":
         _run(token_list(settings, args, opened_store))
     elif args.action == "revoke":

@@ -13,13 +13,17 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
 from tidings import config_rules
 from tidings.channels.namespaces import Namespace, default_namespaces
 from tidings.plain_errors import in_words
+
+PROXY_HEADERS = ("Cookie", "Authorization", "User-Agent", "Origin", "Accept-Language",
+                 "X-Request-Id")
+"""Request headers passed to the proxies unless ``proxy_headers`` says otherwise."""
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +87,28 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     access_log: bool = False
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    # backend hooks and webhooks (issue 21)
+    proxy_connect_url: str = ""
+    proxy_subscribe_url: str = ""
+    proxy_publish_url: str = ""
+    proxy_rpc_url: str = ""
+    proxy_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    proxy_connect_on_error: Literal["refuse", "allow"] = "refuse"
+    proxy_subscribe_on_error: Literal["refuse", "allow"] = "refuse"
+    proxy_publish_on_error: Literal["refuse", "allow"] = "refuse"
+    proxy_secret: str = ""
+    proxy_headers: list[str] = msgspec.field(default_factory=lambda: list(PROXY_HEADERS))
+    hooks_module: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_events: list[str] = msgspec.field(
+        default_factory=lambda: ["message.read", "user.*", "takeover.*", "workstation.*"])
+    webhook_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 8
+    webhook_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    webhook_backoff: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    webhook_backoff_max: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    webhook_lease: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    webhook_poll_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 
 
 HELP: dict[str, str] = {
@@ -161,6 +187,41 @@ HELP: dict[str, str] = {
     "metrics_port": "also serve GET /metrics alone on this port, for Prometheus on an "
                     "internal network (0: off)",
     "metrics_host": "address the metrics port listens on",
+    # backend hooks and webhooks (docs/integration.md)
+    "proxy_connect_url": "POST each MsgAuth (and Socket.IO handshake) to this URL of the "
+                         "application, which may refuse it or set the user, device, "
+                         "scopes and data (empty: off)",
+    "proxy_subscribe_url": "POST each Subscribe to this URL, which may refuse it (empty: off)",
+    "proxy_publish_url": "POST each publication (/ws and HTTP) to this URL, which may refuse "
+                         "it or rewrite its data (empty: off)",
+    "proxy_rpc_url": "POST each Rpc frame to this URL; its result goes back as RpcRsp "
+                     "(empty: Rpc is refused)",
+    "proxy_timeout": "seconds a proxy call (or a Python hook) may take",
+    "proxy_connect_on_error": "when the connect backend fails: refuse (close 1011, retry) or "
+                              "allow (the token alone decides)",
+    "proxy_subscribe_on_error": "when the subscribe backend fails: refuse or allow",
+    "proxy_publish_on_error": "when the publish backend fails: refuse or allow (data kept)",
+    "proxy_secret": "sign proxy calls with HMAC-SHA256 and this secret "
+                    "(X-Tidings-Signature: t=...,v1=...)",
+    "proxy_headers": "client request headers passed to the proxies (comma-separated)",
+    "hooks_module": "dotted path of a Python module whose functions connect, subscribe, "
+                    "publish, rpc are called instead of the proxy URLs (for embedding)",
+    "webhook_url": "POST each event of webhook_events to this URL, at least once, from an "
+                   "outbox in the store (empty: off; SQLite and PostgreSQL stores only)",
+    "webhook_secret": "sign webhooks with HMAC-SHA256 and this secret "
+                      "(X-Tidings-Signature: t=...,v1=...)",
+    "webhook_events": "events to send (comma-separated, shell patterns): message.stored, "
+                      "message.read, user.online, user.offline, publication, takeover.*, "
+                      "workstation.*, or * for all; message.stored and publication (one "
+                      "webhook per chat or publication) are not in the default",
+    "webhook_max_attempts": "tries of one webhook before it is dead (replay with "
+                            "`tidings webhooks replay`)",
+    "webhook_timeout": "seconds the webhook receiver has to answer 2xx",
+    "webhook_backoff": "seconds before the first retry; doubled after each failed try",
+    "webhook_backoff_max": "longest wait between two tries, seconds",
+    "webhook_lease": "seconds a node holds the webhooks it is sending; after that (a killed "
+                     "node) any node takes them over",
+    "webhook_poll_interval": "seconds between two looks at the outbox when it is idle",
 }
 
 

@@ -40,17 +40,23 @@ from tidings.config import Settings, masked
 from tidings.gateway.caps import ConnectionCaps
 from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
+from tidings.hooks.connect import SocketIoConnectHook
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import Hub
+from tidings.hub.rpc import RpcCalls
 from tidings.metrics import Metrics, pool_waiting, serve_metrics
 from tidings.protocol.codes import MsgType
 from tidings.security import add_security_headers, tls_context
 from tidings.shutdown import drain
 from tidings.store import open_store
+from tidings.store.outbox import Outbox
 from tidings.store.redis import RedisStore
 from tidings.store.retention import RetentionJob
 from tidings.web import admin, desk_map_app, pages
 from tidings.web.traffic import TrafficMonitor
+from tidings.webhooks import routes as webhook_routes
+from tidings.webhooks.delivery import WebhookSender
+from tidings.webhooks.events import EventRecorder, wanted
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +80,17 @@ class Server:
         self.service = ChatService(settings, self.store, self.bus, self.hub,
                                    Authenticator(self.store, settings), self.metrics,
                                    registry=self.registry)
-        self.membership = Membership(self.registry, self.hub, self.service.presence.announce,
+        self.membership = Membership(self.registry, self.hub, self.service.presence.went_offline,
                                      self.metrics, interval=settings.heartbeat_interval)
         self.gateway = Gateway(self.service)
         self.broker = Broker(self.service)
         self.hub.listeners.append(self.broker.on_event)
+        self.rpc = RpcCalls(self.service)
         self.gateway.handlers.update({MsgType.SUBSCRIBE: self.broker.ws_subscribe,
                                       MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
-                                      MsgType.PUBLISH: self.broker.ws_publish})
-        self.gateway.on_disconnect.append(self.broker.disconnected)
+                                      MsgType.PUBLISH: self.broker.ws_publish,
+                                      MsgType.RPC: self.rpc.ws_rpc})
+        self.gateway.on_disconnect.extend([self.broker.disconnected, self.rpc.disconnected])
         if settings.access_log:
             self.gateway.on_disconnect.append(self._ws_closed)
         self.revocations = Revocations(self.hub, self.store, self.bus)
@@ -107,7 +115,11 @@ class Server:
             self.desks = DeskApp(apps_settings, self.bus, self.service.auth, self.metrics,
                                  self.broker)
             self.hub.listeners.append(self.desks.on_bus_event)
+            if self.service.hooks.enabled("connect"):
+                self.desks.sockets.connect_hook = SocketIoConnectHook(
+                    self.service.hooks, self.store, self.service.auth)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
+        self.webhooks = self._webhooks()
         self.tls = tls_context(settings)  # before anything listens: a bad file stops here
         self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
                                    settings.trusted_proxies, self.metrics.registry)
@@ -121,6 +133,29 @@ class Server:
         self.listening = False  # a node that never listened has nothing to drain
         self.config_source = "settings given in code"  # `tidings serve` names its sources
         self.port = settings.port
+
+    def _webhooks(self) -> WebhookSender | None:
+        """Record and send webhooks if ``webhook_url`` is set (docs/integration.md)."""
+        if not self.settings.webhook_url:
+            return None
+        if not isinstance(self.store, Outbox):
+            raise ValueError("webhook_url needs a SQLite or PostgreSQL store: the Redis "
+                             "store keeps no webhook outbox")
+        events = wanted(self.settings.webhook_events)
+        self.store.outbox_events = events  # the store's own transactions record these
+        sender = WebhookSender(self.store, self.settings, self.node_id)
+        recorder = EventRecorder(self.store, events)
+
+        async def presence(user_id: int, status: str) -> None:
+            await recorder.presence(user_id, status)
+            sender.notify()
+
+        self.service.presence.listeners.append(presence)
+        if self.editing is not None:
+            self.editing.service.told.append(recorder.editing)
+        if self.desks is not None:
+            self.desks.told.append(recorder.desks)
+        return sender
 
     def _make_app(self) -> web.Application:
         quiet_parser_errors()
@@ -154,6 +189,9 @@ class Server:
         add_cluster_routes(app)
         openapi.add_routes(app)
         asyncapi.add_routes(app)
+        webhook_routes.add_routes(app)
+        if self.webhooks is not None:
+            app[webhook_routes.WAKE].append(self.webhooks.notify)
         if self.settings.test_endpoints:
             from tidings.gateway.echo import add_test_routes
 
@@ -185,6 +223,8 @@ class Server:
         self.revocations.start()
         self.gateway.start()
         self.traffic.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         # keepalive_timeout also bounds a request that never completes its headers
         # (slowloris): aiohttp's default would hold such a socket for an hour.
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
@@ -253,6 +293,8 @@ class Server:
             await drain(self._runner, self.gateway, [self.service.close, self.broker.close],
                         total - min(3.0, total / 4))
         await self.gateway.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.desks is not None:
             await self.desks.close()
         await self.traffic.stop()
@@ -268,6 +310,7 @@ class Server:
             await self._metrics_runner.cleanup()
         await self.revocations.close()
         await self.broker.close()
+        await self.rpc.close()
         await self.membership.close()
         await self.service.close()
         if self.hub.gap_fill is not None:

@@ -18,6 +18,8 @@ import msgspec
 
 from tidings.bus.base import ChannelPresenceEvent, Event, PublicationEvent
 from tidings.channels.access import Action, denial
+from tidings.channels.errors import BrokerError
+from tidings.channels.hooked import check_subscribe, prepare_publication
 from tidings.channels.namespaces import Namespace, namespace_name
 from tidings.channels.router import ChannelRouter, Subscription
 from tidings.channels.wire import PublicationFrames, publication_payload, wire_size
@@ -39,18 +41,9 @@ from tidings.store.channels import ChannelPage, NewPublication, Publication, Pub
 from tidings.store.groupcommit import GroupCommit
 
 log = logging.getLogger(__name__)
+__all__ = ["Broker", "BrokerError"]
 
 _ALL = 2**63 - 1
-
-
-class BrokerError(Exception):
-    """A refused channel operation: a wire error code and the HTTP status it maps to."""
-
-    def __init__(self, code: ErrorCode, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 class Broker:
@@ -146,9 +139,14 @@ class Broker:
     async def ws_publish(self, conn: Connection, seq: int, payload: PublishPayload) -> None:
         """``Publish``: ``PublishAck`` (or ``MsgError``) once stored; the read loop goes on."""
         try:
-            item = self.prepare(payload.channel, payload.type, payload.data,
-                                payload.idempotency_key, conn.user_id, conn.device_id,
-                                conn.scopes)
+            if self.service.hooks.enabled("publish"):
+                item = await prepare_publication(
+                    self, conn.hook_request(), payload.channel, payload.type, payload.data,
+                    payload.idempotency_key, conn.user_id, conn.device_id, conn.scopes)
+            else:
+                item = self.prepare(payload.channel, payload.type, payload.data,
+                                    payload.idempotency_key, conn.user_id, conn.device_id,
+                                    conn.scopes)
         except BrokerError as exc:
             self.service.error(conn, seq, exc.code, exc.message)
             return
@@ -170,6 +168,9 @@ class Broker:
         svc = self.service
         try:
             ns = self.authorize("subscribe", payload.channel, conn.user_id, conn.scopes)
+            if self.service.hooks.enabled("subscribe"):
+                await check_subscribe(self, conn.hook_request(), payload.channel,
+                                      payload.since)
         except BrokerError as exc:
             svc.error(conn, seq, exc.code, exc.message)
             return

@@ -16,6 +16,7 @@ from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.auth import Identity
 from tidings.channels.access import is_admin
 from tidings.channels.broker import Broker, BrokerError
+from tidings.channels.hooked import http_client, prepare_publication
 from tidings.channels.wire import publication_json
 from tidings.protocol.messages import (
     ChannelName,
@@ -134,11 +135,16 @@ def _result(r: PublishResult) -> PublishAckPayload:
     return PublishAckPayload(r.channel, r.offset, r.created_at, r.duplicate)
 
 
-def _prepare(broker: Broker, body: PublishRequest, channel: str,
-             me: Identity) -> NewPublication:
+async def _prepare(request: web.Request, broker: Broker, body: PublishRequest, channel: str,
+                   me: Identity) -> NewPublication:
     try:
-        return broker.prepare(channel, body.type, body.data, body.idempotency_key, me.user_id,
-                              "http", me.scopes)
+        if not broker.service.hooks.enabled("publish"):
+            return broker.prepare(channel, body.type, body.data, body.idempotency_key,
+                                  me.user_id, "http", me.scopes)
+        who = http_client(request.remote or "", broker.service.hooks.pick_headers(
+            request.headers), me.user_id)
+        return await prepare_publication(broker, who, channel, body.type, body.data,
+                                         body.idempotency_key, me.user_id, "http", me.scopes)
     except BrokerError as exc:
         raise _http_error(exc) from None
 
@@ -149,7 +155,8 @@ async def publish(request: web.Request) -> web.Response:
     body = await read_json(request, PublishRequest)
     broker = request.app[BROKER]
     channels = _channels(body)
-    items = [_prepare(broker, body, c, me) for c in channels]  # all checked before any is sent
+    items = [await _prepare(request, broker, body, c, me)  # all checked before any is sent
+             for c in channels]
     results = await asyncio.gather(*(broker.submit(i) for i in items))
     if body.channel is not None:
         return json_response(_result(results[0]))
@@ -166,7 +173,8 @@ async def publish_batch(request: web.Request) -> web.Response:
     for n, item in enumerate(body.items):
         try:
             for channel in _channels(item):
-                answers.append(broker.submit(_prepare(broker, item, channel, me)))
+                answers.append(broker.submit(await _prepare(request, broker, item, channel,
+                                                            me)))
         except ApiError as exc:
             answers.append(BatchItem(index=n, error=ErrorDetail(exc.code, exc.message)))
     out: list[BatchItem] = []

@@ -21,13 +21,14 @@ import asyncio
 import contextvars
 import itertools
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from tidings.protocol.codes import CloseCode
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+_NO_HEADERS: dict[str, str] = {}
 
 CURRENT: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
     "tidings_connection", default=None)
@@ -65,11 +66,13 @@ class Connection:
     expiry_reason = ""  # the close reason stop_reader() was given ("": the code's name)
 
     def __init__(self, socket: Socket, *, queue_size: int, write_timeout: float,
-                 remote: str = "") -> None:
+                 remote: str = "", headers: dict[str, str] | None = None) -> None:
         self.id = f"c{next(_ids)}"
         self.remote = remote
         self.frames_in = 0  # counted for the access log
         self.frames_out = 0
+        # The upgrade's headers the backend hooks may see (proxy_headers), if any is on.
+        self.headers = headers or _NO_HEADERS
         self.user_id = 0
         self.device_id = ""
         self.token_id: int | None = None  # the opaque token it authenticated with, if any
@@ -99,6 +102,12 @@ class Connection:
         self._room: asyncio.Event | None = None  # made when someone waits for room
         self._writer: asyncio.Task[None] | None = None  # only while the socket is backed up
         self._closing: asyncio.Task[None] | None = None
+
+    def hook_request(self) -> dict[str, Any]:
+        """Who this client is, for a backend hook's request (docs/integration.md)."""
+        return {"client": self.id, "transport": "websocket", "remote": self.remote,
+                "headers": self.headers, "user_id": self.user_id,
+                "device_id": self.device_id}
 
     @property
     def highest_sent_id(self) -> int:

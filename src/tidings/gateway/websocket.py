@@ -114,7 +114,9 @@ class Gateway:
         peer = WsPeer.take_over(request, self.settings.max_frame_bytes + 1)
         conn = Connection(peer, queue_size=self.settings.send_queue_size,
                           write_timeout=self.settings.write_timeout,
-                          remote=request.remote or "")
+                          remote=request.remote or "",
+                          headers=self.service.hooks.pick_headers(request.headers)
+                          if self.service.hooks.any else None)
         self.connections.add(conn)
         # A task of its own, so that aiohttp's request, its tasks and the middleware
         # frames end here rather than live as long as the socket.

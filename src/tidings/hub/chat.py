@@ -13,14 +13,17 @@ import functools
 import logging
 import uuid
 from collections import defaultdict
+from typing import Any
 
-from tidings.auth.tokens import Authenticator, AuthError
+from tidings.auth.tokens import Authenticator, AuthError, Identity
 from tidings.bus.base import Bus, ChatEvent, PushEvent
 from tidings.cluster.base import Registry
 from tidings.cluster.memory import MemoryRegistry
 from tidings.cluster.replace import Replacements
 from tidings.config import Settings
 from tidings.gateway.connection import Connection
+from tidings.hooks import Hooks, HookUnavailable
+from tidings.hooks.connect import connect_identity
 from tidings.hub.acks import AckWriter
 from tidings.hub.hub import Hub, to_wire
 from tidings.hub.presence import Presence
@@ -67,12 +70,14 @@ class ChatService:
         self._confirmed: dict[str, int] = {}  # conn id -> highest id it acknowledged
         self._tasks: set[asyncio.Task[None]] = set()
         self._ack_writer = AckWriter(store)
+        self.hooks = Hooks(settings)  # the application's backend (docs/integration.md)
 
     async def close(self) -> None:
         """Finish pending commits and ack writes."""
         await self.log.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.hooks.close()
 
     # replies
 
@@ -92,13 +97,19 @@ class ChatService:
 
         On failure answer ``MsgAuthRsp{success:false}`` and close the connection.
         """
+        hooked = self.hooks.enabled("connect")  # the hook has decided the device, if any
         try:
-            identity = await self.auth.verify(payload.token)
+            identity, data = await self._identify(conn, payload)
         except AuthError as exc:
             await self._refuse(conn, seq, ErrorCode.AUTH_FAILED, str(exc), CloseCode.AUTH_FAILED)
             return False
+        except HookUnavailable as exc:
+            await self._refuse(conn, seq, ErrorCode.BACKEND_UNAVAILABLE, str(exc),
+                               CloseCode.INTERNAL_ERROR)
+            return False
         limit = self.settings.max_connections_per_user
-        device_id = payload.device_id or identity.device_id or uuid.uuid4().hex
+        device_id = (identity.device_id if hooked else payload.device_id) or \
+            identity.device_id or uuid.uuid4().hex
         try:  # the limit counts the user's connections on every node, but this device's
             claim = await self.registry.claim(identity.user_id, conn.id, limit,
                                               device_id=device_id)
@@ -124,7 +135,7 @@ class ChatService:
         self.registry.settled(conn.id)  # the hub reports it from now on
         first = claim.live_before == 0  # the user's first connection in the cluster
         self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
-            success=True, user_id=conn.user_id, device_id=conn.device_id))
+            success=True, user_id=conn.user_id, device_id=conn.device_id, data=data))
         log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
                  conn.device_id, conn.remote)
         try:
@@ -135,8 +146,25 @@ class ChatService:
             conn.close(CloseCode.INTERNAL_ERROR, "backlog replay failed")
             return False
         if first:
-            await self.presence.announce(conn.user_id)
+            await self.presence.went_online(conn.user_id)
         return True
+
+    async def _identify(self, conn: Connection, payload: AuthPayload) -> tuple[Identity, Any]:
+        """The token's identity, passed through the connect hook if one is set
+        (hooks/connect.py); raises AuthError or HookUnavailable to refuse."""
+        hooked = self.hooks.enabled("connect")
+        identity: Identity | None = None
+        token_error: AuthError | None = None
+        try:
+            identity = await self.auth.verify(payload.token)
+        except AuthError as exc:
+            if not hooked:
+                raise
+            token_error = exc
+        if not hooked and identity is not None:
+            return identity, None
+        return await connect_identity(self.hooks, self.store, conn.hook_request(),
+                                      payload.token, payload.device_id, identity, token_error)
 
     async def _refuse(self, conn: Connection, seq: int, code: ErrorCode, message: str,
                       close_code: CloseCode) -> None:

@@ -10,6 +10,8 @@ the user's own other connections, through the bus, so it reaches every node.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from tidings.bus.base import Bus, PushEvent
 from tidings.cluster.base import Registry
 from tidings.protocol.codes import MsgType
@@ -25,6 +27,9 @@ class Presence:
         self._registry = registry
         self._store = store
         self._bus = bus
+        #: Told ``(user_id, "online" | "offline")`` when a user's first connection in
+        #: the cluster opens or their last one ends (the webhook recorder).
+        self.listeners: list[Callable[[int, str], Awaitable[None]]] = []
 
     async def statuses(self, user_ids: list[int]) -> dict[int, str]:
         """Current status of each user."""
@@ -42,9 +47,17 @@ class Presence:
         await self.announce(user_id)
 
     async def went_offline(self, user_id: int) -> None:
-        """The user's last connection in the cluster closed (the registry has already
-        forgotten the status they chose)."""
+        """The user's last connection in the cluster closed, or died with its node (the
+        registry has already forgotten the status they chose)."""
         await self.announce(user_id)
+        for tell in self.listeners:
+            await tell(user_id, OFFLINE)
+
+    async def went_online(self, user_id: int) -> None:
+        """The user's first connection in the cluster opened."""
+        await self.announce(user_id)
+        for tell in self.listeners:
+            await tell(user_id, ONLINE)
 
     async def announce(self, user_id: int) -> None:
         """Push the user's current status to their peers and themselves, on every node

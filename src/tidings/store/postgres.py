@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from . import outbox
 from .base import (
     AppendResult,
     Conflict,
@@ -22,6 +23,7 @@ from .base import (
 )
 from .migrate import migrate_postgres
 from .postgres_channels import PostgresChannels
+from .postgres_outbox import INSERT_EVENTS, PostgresOutbox
 from .postgres_tokens import PostgresTokens
 from .tokenrow import scopes_column, token_from_row
 
@@ -142,7 +144,7 @@ def _key(m: NewMessage | StoredMessage) -> _SeqKey:
     return (m.sender_id, m.sender_device, m.client_seq)
 
 
-class PostgresStore(PostgresTokens, PostgresChannels, Store):
+class PostgresStore(PostgresTokens, PostgresChannels, PostgresOutbox, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -173,6 +175,11 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         pool = await self._get_pool()
         return await pool.fetchrow(sql, *args)
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        pool = await self._get_pool()
+        status: str = await pool.execute(sql, *args)
+        return status
 
     # lifecycle
 
@@ -288,6 +295,10 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
                                           m.type, m.content, m.client_seq, "sent", now)
                             for mid, m in zip(sorted(r[0] for r in inserted), fresh,
                                               strict=True)]
+            if new_rows and "message.stored" in self.outbox_events:  # same transaction
+                events = outbox.message_stored(new_rows)
+                await conn.execute(INSERT_EVENTS, [e for e, _ in events],
+                                   [d for _, d in events], new_rows[0].created_at)
             if new_rows:
                 await conn.execute(
                     _UPSERT_CONVERSATIONS,
@@ -340,8 +351,18 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
 
     async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
         """Move one message to ``recipient_id`` to read, unless it already is."""
-        row = await self._fetchrow(_MARK_READ, recipient_id, message_id)
-        return None if row is None else Receipt(int(row[0]), int(row[1]))
+        if "message.read" not in self.outbox_events:
+            row = await self._fetchrow(_MARK_READ, recipient_id, message_id)
+            return None if row is None else Receipt(int(row[0]), int(row[1]))
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():  # the change and its event
+            row = await conn.fetchrow(_MARK_READ, recipient_id, message_id)
+            if row is None:
+                return None
+            receipt, now = Receipt(int(row[0]), int(row[1])), now_ms()
+            event, data = outbox.message_read(receipt, recipient_id, now)
+            await conn.execute(INSERT_EVENTS, [event], [data], now)
+            return receipt
 
     # device cursors
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import outbox
 from .base import now_ms
 from .channels import (
     IDEMPOTENCY_WINDOW_MS,
@@ -23,6 +24,7 @@ from .channels import (
     PublishResult,
     plan_appends,
 )
+from .postgres_outbox import INSERT_EVENTS
 
 # Plain literals, never formatted: every value travels as a bound parameter.
 _LOCK_CHANNELS = """
@@ -82,6 +84,7 @@ class PostgresChannels:
     """Channel methods of the PostgreSQL store; ``_get_pool`` is the store's pool."""
 
     _get_pool: Callable[[], Awaitable[Any]]
+    outbox_events: frozenset[str]
 
     async def append_publications(self, batch: list[NewPublication]) -> list[PublishResult]:
         """Append a batch in one transaction; results in input order."""
@@ -118,6 +121,12 @@ class PostgresChannels:
                 await conn.execute(_COUNT, [d for d, _ in plan.counts],
                                    [t for _, t in plan.counts], list(plan.counts.values()))
             await conn.execute(_PURGE_KEYS, now - IDEMPOTENCY_WINDOW_MS)
+            if "publication" in self.outbox_events:  # the webhook rides this commit
+                events = outbox.publications(
+                    [r.publication for r in plan.results if r.publication is not None])
+                if events:
+                    await conn.execute(INSERT_EVENTS, [e for e, _ in events],
+                                       [d for _, d in events], now)
         return plan.results
 
     async def read_channel(self, channel: str, after_offset: int, limit: int,

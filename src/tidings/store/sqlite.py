@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
+from . import outbox
 from .base import (
     AppendResult,
     NewMessage,
@@ -28,6 +29,7 @@ from .sqlite_helpers import integrity_error as _integrity_error
 from .sqlite_helpers import one as _one
 from .sqlite_helpers import rows as _rows
 from .sqlite_helpers import transaction as _transaction
+from .sqlite_outbox import SqliteOutbox, insert_events
 from .sqlite_tokens import SqliteTokens
 from .sqlite_worker import BatchWorker
 
@@ -137,7 +139,7 @@ def sqlite_path_from_url(url: str) -> str:
     return url[len(_URL_PREFIX):]
 
 
-class SqliteStore(SqliteTokens, SqliteChannels, Store):
+class SqliteStore(SqliteTokens, SqliteChannels, SqliteOutbox, Store):
     """A :class:`Store` in one SQLite file (WAL mode, ``synchronous=FULL``)."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
@@ -238,6 +240,7 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
         if not batch:
             return []
         items = list(batch)  # the caller's list may change while the worker runs
+        record = "message.stored" in self.outbox_events
 
         def job(conn: sqlite3.Connection) -> list[AppendResult]:
             now = now_ms()
@@ -283,6 +286,9 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
                         results.append(AppendResult(earlier, True))
                 conn.executemany(_UPSERT_CONVERSATION,
                                  [(u, p, mid) for (u, p), mid in sorted(latest.items())])
+                if record:  # the webhook rides this commit (store/outbox.py)
+                    insert_events(conn, outbox.message_stored(
+                        [r.message for r in results if not r.duplicate]), now)
             return results
         return await self._run(job)
 
@@ -321,8 +327,20 @@ class SqliteStore(SqliteTokens, SqliteChannels, Store):
 
     async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
         """Move one message to ``recipient_id`` to read, unless it already is."""
-        row = await self._run(lambda c: _one(c, _MARK_READ, (message_id, recipient_id)))
-        return None if row is None else Receipt(int(row[0]), int(row[1]))
+        if "message.read" not in self.outbox_events:
+            row = await self._run(lambda c: _one(c, _MARK_READ, (message_id, recipient_id)))
+            return None if row is None else Receipt(int(row[0]), int(row[1]))
+
+        def job(conn: sqlite3.Connection) -> Receipt | None:
+            with _transaction(conn):  # the change and its event
+                row = _one(conn, _MARK_READ, (message_id, recipient_id))
+                if row is None:
+                    return None
+                receipt, now = Receipt(int(row[0]), int(row[1])), now_ms()
+                insert_events(conn, [outbox.message_read(receipt, recipient_id, now)], now)
+                return receipt
+        found: Receipt | None = await self._run(job)
+        return found
 
     async def store_acks(self, acks: list[tuple[int, str, int]]) -> list[list[Receipt]]:
         """Cursors and delivered marks of many devices in one transaction (one fsync)."""

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import outbox
 from .base import now_ms
 from .channels import (
     IDEMPOTENCY_WINDOW_MS,
@@ -25,6 +26,7 @@ from .channels import (
     plan_appends,
 )
 from .sqlite_helpers import rows as _all
+from .sqlite_outbox import insert_events
 
 T = TypeVar("T")
 
@@ -74,12 +76,14 @@ class SqliteChannels:
     """Channel methods of the SQLite store; ``_run`` is the store's worker-thread call."""
 
     _run: Callable[[Callable[[sqlite3.Connection], Any]], Any]
+    outbox_events: frozenset[str]
 
     async def append_publications(self, batch: list[NewPublication]) -> list[PublishResult]:
         """Append a batch in one transaction; results in input order."""
         if not batch:
             return []
         items = list(batch)
+        record = "publication" in self.outbox_events
 
         def job(conn: sqlite3.Connection) -> list[PublishResult]:
             now = now_ms()
@@ -105,6 +109,10 @@ class SqliteChannels:
                                          for c, (upto, before) in plan.trims.items()])
                 conn.executemany(_COUNT, [(d, t, n) for (d, t), n in plan.counts.items()])
                 conn.execute(_PURGE_KEYS, (now - IDEMPOTENCY_WINDOW_MS,))
+                if record:  # the webhook rides this commit (store/outbox.py)
+                    insert_events(conn, outbox.publications(
+                        [r.publication for r in plan.results if r.publication is not None]),
+                        now)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -47,6 +48,8 @@ class DeskApp:
                  metrics: Metrics, broker: Broker | None = None) -> None:
         self.settings = settings
         self.broker = broker
+        #: Told the changes this node commits, once each.
+        self.told: list[Callable[[list[DeskChangeEvent]], Awaitable[None]]] = []
         self.bus = bus
         self.auth = auth
         self.db: DeskDb = open_desk_db(settings.database_url)
@@ -106,6 +109,8 @@ class DeskApp:
         and on SQLite tell every node through the bus (PostgreSQL's triggers do it)."""
         if not changes:
             return
+        for tell in self.told:  # e.g. the webhook recorder (webhooks/events.py)
+            await tell(changes)
         if self.cache is not None:
             await self.cache.invalidate()
         if self.feed is None:

@@ -25,9 +25,10 @@ from tidings.api.openapi import Operation, Param, describe
 from tidings.apps.desks.events import department_room, floor_room, message
 from tidings.apps.desks.monitoring import DeskMonitor
 from tidings.apps.desks.occupancy import Occupancy
-from tidings.auth import Authenticator, AuthError
+from tidings.auth import Authenticator, AuthError, Identity
 from tidings.gateway.caps import Lease, claim
 from tidings.gateway.origins import origin_allowed
+from tidings.hooks import HookUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class DeskSockets:
     def __init__(self, auth: Authenticator, allowed_origins: list[str],
                  resolve_department: ResolveDepartment, monitor: DeskMonitor) -> None:
         self._auth = auth
+        #: The application's connect hook (hooks/connect.py), when one is set.
+        self.connect_hook: Callable[[str, str, dict[str, Any]], Awaitable[Identity]] | None = None
         self._resolve_department = resolve_department
         self._monitor = monitor
         self.sio = socketio.AsyncServer(async_mode="aiohttp", logger=False,
@@ -133,14 +136,18 @@ class DeskSockets:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = self._token(environ, auth)
-        if not token:
+        if not token and self.connect_hook is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 "send auth: {token}", {"code": "UNAUTHORIZED"})
         try:
-            identity = await self._auth.verify(token)
+            identity = await (self._auth.verify(token) if self.connect_hook is None
+                              else self.connect_hook(sid, token, environ))
         except AuthError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "UNAUTHORIZED"}) from None
+        except HookUnavailable as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc), {"code": "BACKEND_UNAVAILABLE"}) from None
         await self.sio.save_session(sid, {"user_id": identity.user_id})
         self._token_of[sid] = identity.token_id
         self.connected += 1

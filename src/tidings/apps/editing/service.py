@@ -11,6 +11,7 @@ however many nodes race for it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -75,6 +76,8 @@ class EditingService:
         self.bus = bus
         self.takeover_timeout_ms = round(takeover_timeout * 1000)
         self.session_ttl_ms = round(session_ttl * 1000)
+        #: Told each event this node publishes (the webhook recorder, webhooks/events.py).
+        self.told: list[Callable[[EditingEvent], Awaitable[None]]] = []
 
     def _ids(self, ids: list[str]) -> Any:
         # One bound parameter holding a list: a text[] on PostgreSQL, JSON on SQLite.
@@ -217,7 +220,7 @@ class EditingService:
                                                  display_name)
         await self._publish_all([self._expired_event(TakeoverRequest.from_row(r), now)
                                  for r in expired])
-        await self.bus.publish(EditingEvent([request.target_session_id], Ev.TAKEOVER_REQUEST,
+        await self._publish(EditingEvent([request.target_session_id], Ev.TAKEOVER_REQUEST,
                                             {"request": request.to_json(now)}))
         return request
 
@@ -273,7 +276,7 @@ class EditingService:
                     q.SESSIONS_OF_RESOURCE, workspace_id, resource_id)]
         if answered is request:  # it expired before the answer: commit that, then refuse
             if expired is not None:
-                await self.bus.publish(self._expired_event(expired, now))
+                await self._publish(self._expired_event(expired, now))
             raise EditingError(409, Code.REQUEST_NOT_PENDING, "the request expired",
                                request_status="expired")
         await self._announce_answer(answered, audience, now)
@@ -306,11 +309,11 @@ class EditingService:
         editor = Editor(request.requester_session_id, request.requester_user_id,
                         request.requester_name, now) if approved else Editor(
             request.target_session_id, request.target_user_id, request.target_name, 0)
-        await self.bus.publish(EditingEvent(sides, Ev.TAKEOVER_RESPONSE, {
+        await self._publish(EditingEvent(sides, Ev.TAKEOVER_RESPONSE, {
             "request": request.to_json(now), "approved": approved,
             "editor": editor.to_json() if approved else None}))
         if approved:
-            await self.bus.publish(EditingEvent(audience, Ev.EDITING_ENDED, {
+            await self._publish(EditingEvent(audience, Ev.EDITING_ENDED, {
                 "workspace_id": request.workspace_id, "resource_id": request.resource_id,
                 "session_id": request.target_session_id, "user_id": request.target_user_id,
                 "reason": TAKEN_OVER, "editor": editor.to_json()}))
@@ -379,7 +382,12 @@ class EditingService:
         return EditingEvent([request.requester_session_id, request.target_session_id],
                             Ev.TAKEOVER_EXPIRED, {"request": request.to_json(now)})
 
+    async def _publish(self, event: EditingEvent) -> None:
+        await self.bus.publish(event)
+        for tell in self.told:
+            await tell(event)
+
     async def _publish_all(self, events: list[EditingEvent]) -> None:
         for event in events:
-            await self.bus.publish(event)
+            await self._publish(event)
 

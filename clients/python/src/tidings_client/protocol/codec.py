@@ -20,6 +20,7 @@ from tidings_client.protocol.messages import (
     Payload,
     PresencePayload,
     PublishPayload,
+    RpcPayload,
     SubscribePayload,
     SyncRequestPayload,
     UnsubscribePayload,
@@ -87,6 +88,7 @@ PAYLOAD_TYPES: dict[int, type[Payload]] = {
     MsgType.SUBSCRIBE: SubscribePayload,
     MsgType.UNSUBSCRIBE: UnsubscribePayload,
     MsgType.PUBLISH: PublishPayload,
+    MsgType.RPC: RpcPayload,
 }
 _bin_payload = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
 _text_payload = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}

@@ -38,11 +38,14 @@ class MsgType(IntEnum):
     PUBLISH_ACK = 112
     UNSUBSCRIBE_RSP = 113
     CHANNEL_PRESENCE_PUSH = 114
+    # backend hooks (issue 21): client -> server, then its answer
+    RPC = 13
+    RPC_RSP = 115
 
 
 CLIENT_TYPES = frozenset({MsgType.AUTH, MsgType.CHAT, MsgType.ACK, MsgType.SYNC_REQ,
                           MsgType.PRESENCE, MsgType.PING, MsgType.SUBSCRIBE,
-                          MsgType.UNSUBSCRIBE, MsgType.PUBLISH})
+                          MsgType.UNSUBSCRIBE, MsgType.PUBLISH, MsgType.RPC})
 
 
 class ErrorCode(StrEnum):
@@ -77,6 +80,11 @@ class ErrorCode(StrEnum):
     """The connection holds ``max_subscriptions`` channels."""
     PUBLICATION_TOO_LARGE = "WS_PUBLICATION_TOO_LARGE"
     """A publication's data exceeds ``max_publication_bytes``."""
+    # backend hooks (docs/integration.md)
+    REFUSED_BY_BACKEND = "WS_REFUSED_BY_BACKEND"
+    """The application's backend (a proxy or Python hook) refused; the message is its own."""
+    BACKEND_UNAVAILABLE = "WS_BACKEND_UNAVAILABLE"
+    """The backend did not answer in time or usably (or no ``rpc`` hook is set); retry."""
 
 
 class CloseCode(IntEnum):

@@ -95,16 +95,25 @@ class PublishPayload(Payload):
     idempotency_key: IdempotencyKey | None = None
 
 
+class RpcPayload(Payload):
+    """``Rpc`` (13): call ``method`` of the application's backend with ``data``."""
+
+    method: Annotated[str, msgspec.Meta(min_length=1, max_length=200,
+                                        pattern=r"\A[^\x00]*\Z")]
+    data: Any = None
+
+
 # server -> client
 
 
 class AuthResponsePayload(Payload):
-    """``MsgAuthRsp``."""
+    """``MsgAuthRsp``; ``data`` only if the connect hook returned some."""
 
     success: bool
     user_id: int = 0
     error: str = ""
     device_id: str = ""
+    data: Any = None
 
 
 class Message(Payload, omit_defaults=False, gc=False):
@@ -205,3 +214,10 @@ class ChannelPresencePushPayload(Payload, omit_defaults=False):
     event: str  # "join" or "leave"
     user_id: int
     device_id: str
+
+
+class RpcResponsePayload(Payload, omit_defaults=False):
+    """``RpcRsp`` (115): the backend's answer to ``Rpc`` (same ``seq``)."""
+
+    method: str
+    data: Any

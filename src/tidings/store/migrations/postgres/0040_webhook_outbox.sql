@@ -1,0 +1,18 @@
+-- Webhooks waiting to be sent, sent, or dead (store/outbox.py).
+CREATE TABLE webhook_outbox (
+    id BIGSERIAL PRIMARY KEY,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL,
+    lease_owner TEXT NOT NULL DEFAULT '',
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    delivered_at BIGINT
+);
+-- One index, and a partial one: each index is written by every chat's commit when
+-- message.stored is recorded. Claims walk the pending rows in id order; listing by
+-- state (operators) may scan.
+CREATE INDEX webhook_outbox_pending ON webhook_outbox (id) WHERE state = 'pending';

@@ -1,0 +1,1 @@
+"""Webhooks with at-least-once delivery (see README.md)."""

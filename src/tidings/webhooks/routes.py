@@ -1,0 +1,77 @@
+"""The outbox over HTTP, for operators (``admin_users`` or the ``admin`` scope):
+
+- ``GET /api/v1/admin/webhooks?state=dead&limit=100&before=ID`` — rows, newest first.
+- ``POST /api/v1/admin/webhooks/replay`` with ``{"ids": [..]}`` or ``{"dead": true}`` —
+  send again (dead or delivered rows become pending, tries reset); answers
+  ``{"replayed": n}``.
+
+Both answer 404 ``WEBHOOKS_OFF`` when the store keeps no outbox (Redis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.routes import SERVICE, int_param
+from tidings.store.base import now_ms
+from tidings.store.outbox import STATES, Outbox
+from tidings.web.admin import require_admin
+
+MAX_LIST = 1000
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /api/v1/admin/webhooks/replay``: ``ids``, or ``dead: true``."""
+
+    ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]],
+                   msgspec.Meta(max_length=MAX_LIST)] | None = None
+    dead: bool = False
+
+
+def _outbox(request: web.Request) -> Outbox:
+    store = request.app[SERVICE].store
+    if not isinstance(store, Outbox):
+        raise ApiError(404, "WEBHOOKS_OFF", "this store keeps no webhook outbox (Redis)")
+    return store
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    """``GET /api/v1/admin/webhooks``."""
+    await require_admin(request)
+    outbox = _outbox(request)
+    state = request.query.get("state") or None
+    if state is not None and state not in STATES:
+        raise ApiError(422, "INVALID_QUERY", f"state must be one of {', '.join(STATES)}")
+    limit = int_param(request, "limit", 100, low=1, high=MAX_LIST) or 100
+    before = int_param(request, "before", None, low=1)
+    rows = await outbox.outbox_list(state, limit, before)
+    return json_response({"webhooks": [r.to_json() for r in rows]})
+
+
+async def replay_webhooks(request: web.Request) -> web.Response:
+    """``POST /api/v1/admin/webhooks/replay``."""
+    await require_admin(request)
+    outbox = _outbox(request)
+    body = await read_json(request, ReplayRequest)
+    if (body.ids is None) == (not body.dead):
+        raise ApiError(422, "INVALID_BODY", 'give either "ids" or "dead": true')
+    replayed = await outbox.outbox_replay(body.ids, now_ms())
+    for wake in request.app[WAKE]:
+        wake()
+    return json_response({"replayed": replayed})
+
+
+WAKE = web.AppKey("webhook_wake", list[Callable[[], None]])
+"""Called after a replay: this node's sender looks at the outbox at once."""
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the webhook admin routes."""
+    app[WAKE] = []
+    app.router.add_get("/api/v1/admin/webhooks", list_webhooks)
+    app.router.add_post("/api/v1/admin/webhooks/replay", replay_webhooks)
