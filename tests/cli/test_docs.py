@@ -88,9 +88,10 @@ def _all_flags() -> set[str]:
     def walk(parser) -> None:
         for action in parser._actions:
             flags.update(s for s in action.option_strings if s.startswith("--"))
-            for sub in getattr(action, "choices", None) or {}:
-                if hasattr(action.choices[sub], "_actions"):
-                    walk(action.choices[sub])
+            choices = getattr(action, "choices", None)
+            if isinstance(choices, dict):  # subcommands (a flag's choices are a tuple)
+                for sub in choices.values():
+                    walk(sub)
 
     walk(build_parser())
     return flags

@@ -8,11 +8,11 @@
 /** Wire type codes (tidings_client/protocol/codes.py). */
 export const MsgType = Object.freeze({
   AUTH: 1, CHAT: 2, ACK: 3, SYNC_REQ: 4, PRESENCE: 5, PING: 6,
-  SUBSCRIBE: 10, UNSUBSCRIBE: 11, PUBLISH: 12,
+  SUBSCRIBE: 10, UNSUBSCRIBE: 11, PUBLISH: 12, RPC: 13,
   AUTH_RSP: 101, CHAT_PUSH: 102, SYNC_RSP: 103, PRESENCE_PUSH: 104, PONG: 105, ERROR: 106,
   CHAT_ACK: 107, RECEIPT_PUSH: 108,
   SUBSCRIBE_RSP: 110, PUBLICATION: 111, PUBLISH_ACK: 112, UNSUBSCRIBE_RSP: 113,
-  CHANNEL_PRESENCE_PUSH: 114,
+  CHANNEL_PRESENCE_PUSH: 114, RPC_RSP: 115,
 });
 
 /** Close codes a client acts on (docs/protocol.md, "Close codes"). */

@@ -75,6 +75,8 @@ WS_MESSAGES = (
               "Leave a channel", (MsgType.UNSUBSCRIBE_RSP,)),
     WsMessage(MsgType.PUBLISH, "Publish", _C, m.PublishPayload, "Publish to a channel",
               (MsgType.PUBLISH_ACK, MsgType.ERROR)),
+    WsMessage(MsgType.RPC, "Rpc", _C, m.RpcPayload, "Call a method of the application's "
+              "backend (docs/integration.md)", (MsgType.RPC_RSP, MsgType.ERROR)),
     WsMessage(MsgType.AUTH_RSP, "MsgAuthRsp", _S, m.AuthResponsePayload, "Auth result"),
     WsMessage(MsgType.CHAT_PUSH, "MsgChatPush", _S, m.Message, "A message of your stream"),
     WsMessage(MsgType.SYNC_RSP, "MsgSyncRsp", _S, m.SyncResponsePayload,
@@ -96,6 +98,8 @@ WS_MESSAGES = (
               "Unsubscribed"),
     WsMessage(MsgType.CHANNEL_PRESENCE_PUSH, "ChannelPresencePush", _S,
               m.ChannelPresencePushPayload, "Someone joined or left a channel"),
+    WsMessage(MsgType.RPC_RSP, "RpcRsp", _S, m.RpcResponsePayload,
+              "The backend's answer to Rpc (same seq)"),
 )
 
 _CLOSE_MEANING = {

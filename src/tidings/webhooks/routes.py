@@ -11,12 +11,13 @@ Both answer 404 ``WEBHOOKS_OFF`` when the store keeps no outbox (Redis).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
 from tidings.api.errors import ApiError, json_response, read_json
+from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE, int_param
 from tidings.store.base import now_ms
 from tidings.store.outbox import STATES, Outbox
@@ -31,6 +32,46 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]],
                    msgspec.Meta(max_length=MAX_LIST)] | None = None
     dead: bool = False
+
+
+class WebhookView(msgspec.Struct):
+    """One webhook as the admin API shows it (``data`` decoded; times in ms)."""
+
+    id: int
+    event: str
+    data: Any
+    created_at: int
+    state: str
+    attempts: int
+    next_at: int
+    last_error: str
+    delivered_at: int | None
+
+
+class WebhookList(msgspec.Struct):
+    """Answer of ``GET /api/v1/admin/webhooks``."""
+
+    webhooks: list[WebhookView]
+
+
+class Replayed(msgspec.Struct):
+    """Answer of ``POST /api/v1/admin/webhooks/replay``."""
+
+    replayed: int
+
+
+_ADMIN_ERRORS = {401: ("UNAUTHORIZED",), 403: ("ADMIN_REQUIRED",), 404: ("WEBHOOKS_OFF",)}
+ROUTES = (
+    Operation("GET", "/api/v1/admin/webhooks", "listWebhooks",
+              "Webhooks of the outbox, newest first", "admin", auth="admin",
+              answer=WebhookList, errors={**_ADMIN_ERRORS, 422: ("INVALID_QUERY",)},
+              params=(Param("state", str, "pending, delivered or dead"),
+                      Param("limit", int, f"at most this many (1-{MAX_LIST}, 100)"),
+                      Param("before", int, "only ids below this one (paging)"))),
+    Operation("POST", "/api/v1/admin/webhooks/replay", "replayWebhooks",
+              "Send webhooks again (by id, or every dead one)", "admin", auth="admin",
+              body=ReplayRequest, answer=Replayed, errors=_ADMIN_ERRORS),
+)
 
 
 def _outbox(request: web.Request) -> Outbox:
@@ -73,5 +114,6 @@ WAKE = web.AppKey("webhook_wake", list[Callable[[], None]])
 def add_routes(app: web.Application) -> None:
     """Register the webhook admin routes."""
     app[WAKE] = []
+    describe(app, ROUTES)
     app.router.add_get("/api/v1/admin/webhooks", list_webhooks)
     app.router.add_post("/api/v1/admin/webhooks/replay", replay_webhooks)
