@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stream_trim_interval: float = 3600.0
     apps_database_url: str = ""
     apps_enabled: bool = True
+    # faults and memory (issue 18 items 1 and 8)
+    send_queue_bytes: Annotated[int, msgspec.Meta(ge=65536)] = 4 << 20
 
 
 HELP: dict[str, str] = {
@@ -146,6 +148,8 @@ HELP: dict[str, str] = {
                          "sqlite:///tidings-apps.db on a lone node (nodes sharing a bus "
                          "must set it, or apps_enabled=false)",
     "apps_enabled": "serve the desk map and collaborative editing (false: leave them off)",
+    "send_queue_bytes": "bytes of frames queued per connection before it counts as a slow "
+                        "consumer (with send_queue_size, whichever comes first)",
 }
 
 

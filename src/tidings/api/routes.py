@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -15,6 +17,10 @@ from tidings.auth import AuthError, Identity, hash_password, verify_password
 from tidings.hub.chat import ChatService
 from tidings.hub.hub import to_wire
 from tidings.store.base import Conflict
+
+HEALTH_TIMEOUT = 2.0
+"""Seconds the store has to answer the health check: a store cut off by the network
+does not refuse, it stays silent, and the check must say so rather than hang."""
 
 # \Z, not $: "$" also matches before a trailing newline, which would admit "alice\n".
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+\Z")]
@@ -128,7 +134,8 @@ async def presence(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /api/health``: 200 if the store answers and the bus is connected, else 503."""
+    """``GET /api/health``: 200 if the store answers (within ``HEALTH_TIMEOUT``) and the
+    bus is connected, else 503."""
     service = request.app[SERVICE]
     body: dict[str, object] = {
         "status": "ok",
@@ -137,15 +144,30 @@ async def health(request: web.Request) -> web.Response:
     }
     body["bus"] = service.bus.health()
     try:
-        await service.store.ping()
+        await _within(service.store.ping(), HEALTH_TIMEOUT)
         body["store"] = "ok"
     except Exception as exc:
-        body.update(status="degraded", store=f"error: {exc}")
+        why = f"no answer within {HEALTH_TIMEOUT:g} s" if isinstance(exc, TimeoutError) \
+            else str(exc) or type(exc).__name__
+        body.update(status="degraded", store=f"error: {why}")
         return json_response(body, status=503)
     if body["bus"] != "ok":  # this node cannot reach the others: send clients elsewhere
         body["status"] = "degraded"
         return json_response(body, status=503)
     return json_response(body)
+
+
+async def _within(step: Coroutine[Any, Any, None], seconds: float) -> None:
+    """Run ``step``; raise TimeoutError after ``seconds`` without waiting for its
+    cancellation to finish (asyncpg cancels a query over a new connection, which a
+    partitioned network holds as long as it lasts)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise TimeoutError
+    task.result()
 
 
 async def metrics(request: web.Request) -> web.Response:

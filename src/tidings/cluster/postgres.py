@@ -90,8 +90,10 @@ class PostgresRegistry(Registry):
     async def _get_pool(self) -> Any:
         async with self._pool_lock:
             if self._pool is None:
+                # A partitioned link is silent: bound every statement, as the
+                # heartbeat and releases must fail rather than wait (see membership.py).
                 self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4,
-                                                       timeout=5)
+                                                       timeout=5, command_timeout=5)
         return self._pool
 
     async def start(self) -> None:

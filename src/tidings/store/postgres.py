@@ -142,6 +142,13 @@ def _key(m: NewMessage | StoredMessage) -> _SeqKey:
     return (m.sender_id, m.sender_device, m.client_seq)
 
 
+COMMAND_TIMEOUT = 5.0
+"""Seconds a statement may wait for PostgreSQL before it fails (and a chat in it is
+refused with WS_INTERNAL_ERROR). A network partition, or a server whose host went
+away, does not reset the connection: without a bound, the statement, and every
+connection teardown that stores a cursor, would wait for as long as TCP retries."""
+
+
 class PostgresStore(PostgresTokens, PostgresChannels, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
@@ -163,7 +170,8 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
             async with self._pool_lock:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._url, min_size=self._min_size, max_size=self._max_size)
+                        self._url, min_size=self._min_size, max_size=self._max_size,
+                        timeout=COMMAND_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
