@@ -192,6 +192,10 @@ async def partitions(fault: str, *, bus: str = "redis", store: str = "postgres",
         if traffic is not None:
             await traffic.close()
         for proc in procs:
+            # SIGKILL: the run is over and checked. A node whose links were half-open
+            # takes ~30 s to stop after its drain (each pool's close waits for its bound;
+            # docs/reliability.md), which would only make the test longer.
+            await asyncio.to_thread(proc.kill)
             await asyncio.to_thread(proc.close)
         for proxy in proxies.values():
             await proxy.aclose()

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
+from tidings.store.postgres import close_pool
 
 _SCHEMA = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_nodes (
@@ -117,7 +118,7 @@ class PostgresRegistry(Registry):
                                    self.node_id)
                 await conn.execute("DELETE FROM tidings_nodes WHERE node_id = $1", self.node_id)
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,8 @@ from .migrate import migrate_postgres
 from .postgres_channels import PostgresChannels
 from .postgres_tokens import PostgresTokens
 from .tokenrow import scopes_column, token_from_row
+
+log = logging.getLogger(__name__)
 
 _SCHEMES = ("postgresql://", "postgres://")
 _NO_UPPER_BOUND = 2**63 - 1
@@ -149,6 +152,22 @@ away, does not reset the connection: without a bound, the statement, and every
 connection teardown that stores a cursor, would wait for as long as TCP retries."""
 
 
+async def close_pool(pool: Any, within: float = COMMAND_TIMEOUT) -> None:
+    """Close an asyncpg pool gracefully, or terminate its connections after ``within`` s:
+    a graceful close waits for the server to see each connection end, which a
+    partitioned or half-open link never lets it (a node cut off that way took its whole
+    ``shutdown_timeout`` to exit, then was killed)."""
+    closing = asyncio.ensure_future(pool.close())
+    done, _ = await asyncio.wait({closing}, timeout=within)
+    if not done:
+        log.warning("postgres: connections did not close within %g s; terminated", within)
+        pool.terminate()
+        closing.cancel()
+        closing.add_done_callback(lambda t: t.cancelled() or t.exception())
+    else:
+        closing.result()
+
+
 class PostgresStore(PostgresTokens, PostgresChannels, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
@@ -195,7 +214,7 @@ class PostgresStore(PostgresTokens, PostgresChannels, Store):
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            await close_pool(pool)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
