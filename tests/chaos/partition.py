@@ -182,6 +182,11 @@ async def partitions(fault: str, *, bus: str = "redis", store: str = "postgres",
         return Result(name or f"{fault} {link}, {bus} bus, {store} store", figures,
                       time.monotonic() - started, faults, notes)
     except BaseException:
+        if traffic is not None:  # where each device was, and why it left
+            for device, client in traffic.clients.items():
+                gone = [(c, r) for d, c, r in traffic.disconnects if d == device]
+                print(f"--- {device}: connected {client.connected}, nodes "
+                      f"{traffic.nodes_of(device)}, disconnects {gone[-4:]}")
         for proc, label in zip(procs, "ABC", strict=False):  # what the nodes said
             records = [x for x in proc.log_text().splitlines() if x[:2] == "20"]
             print(f"--- node {label} log (last 40 records)", *records[-40:], sep="\n")
@@ -217,8 +222,13 @@ async def _lonely(ws_url: str, account: Account) -> Client:
     return client
 
 
+# A device's close can wait behind a statement on a dead store link (5 s on PostgreSQL,
+# 2 x 10 s on a Redis store), then its release behind the registry's timeout (5 s).
+CONVERGENCE_BOUND = 30.0
+
+
 async def _converged(procs: list[NodeProcess], users: list[Account], status: str,
-                     since: float, timeout: float = NODE_TIMEOUT * 4) -> float:
+                     since: float, timeout: float = CONVERGENCE_BOUND) -> float:
     """Seconds from ``since`` until every node shows ``status`` for ``users`` (each
     asked with the user's own token: a user may always see their own presence);
     raise AssertionError if that takes longer than ``timeout``."""

@@ -27,7 +27,7 @@ def _assert_held(result: Result, *, unhealthy: bool) -> None:
         assert notes["faults_seen_503"] == result.faults, notes
         assert notes["healthy_again_s"] is not None and notes["healthy_again_s"] < 30, notes
     # _converged raised if presence took longer than its bound; these are its figures.
-    assert notes["offline_converged_s"] < 4 * partition.NODE_TIMEOUT, notes
+    assert notes["offline_converged_s"] < partition.CONVERGENCE_BOUND, notes
 
 
 async def test_half_open_store_and_bus_redis_bus_postgres_store():
