@@ -27,7 +27,7 @@ from tests.chaos.scenarios import Result, _finish
 from tests.chaos.traffic import Account, Traffic, create_accounts
 from tests.support.proxy import Proxy
 from tests.support.services import PostgresServer, RedisServer
-from tidings.client import Client, ReconnectPolicy
+from tidings.client import Client, ConnectionLostError, ReconnectPolicy
 
 FAULTS = ("block", "half-open", "delay", "drop")
 LINKS = ("store", "bus", "backend", "clients")
@@ -216,10 +216,20 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 async def _lonely(ws_url: str, account: Account) -> Client:
-    client = Client(ws_url, account.token, device_id="lonely",
-                    reconnect=ReconnectPolicy(max_attempts=0))
-    await client.connect()
-    return client
+    """One device of ``account`` on this node. Its first connect is not retried by the
+    SDK, and a node just healed may still refuse it (WS_INTERNAL_ERROR: its registry
+    client finds its dead pooled connections one timeout at a time): try a few times."""
+    for attempt in range(10):
+        client = Client(ws_url, account.token, device_id="lonely",
+                        reconnect=ReconnectPolicy(max_attempts=0))
+        try:
+            await client.connect()
+            return client
+        except ConnectionLostError:
+            if attempt == 9:
+                raise
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 # A device's close can wait behind a statement on a dead store link (5 s on PostgreSQL,
