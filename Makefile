@@ -99,7 +99,8 @@ autobahn: $(VENV)/.installed
 
 .PHONY: chaos
 ## chaos: long fault runs with the delivery ledger (kill -9, SIGTERM, PostgreSQL restarts,
-##        a 10 000-client reconnect storm); rewrites the table in docs/reliability.md
+##        a 10 000-client reconnect storm, network partitions: ARGS='--only partition');
+##        rewrites the table in docs/reliability.md
 chaos: $(VENV)/.dev
 	scripts/test-deps
 	$(BIN)/python -m tests.chaos.soak $(ARGS)

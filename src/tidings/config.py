@@ -109,6 +109,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_backoff_max: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     webhook_lease: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     webhook_poll_interval: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # faults and memory (issue 18 items 1 and 8)
+    send_queue_bytes: Annotated[int, msgspec.Meta(ge=65536)] = 4 << 20
 
 
 HELP: dict[str, str] = {
@@ -222,6 +224,8 @@ HELP: dict[str, str] = {
     "webhook_lease": "seconds a node holds the webhooks it is sending; after that (a killed "
                      "node) any node takes them over",
     "webhook_poll_interval": "seconds between two looks at the outbox when it is idle",
+    "send_queue_bytes": "bytes of frames queued per connection before it counts as a slow "
+                        "consumer (with send_queue_size, whichever comes first)",
 }
 
 

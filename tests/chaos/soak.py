@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.chaos import scenarios
+from tests.chaos import partition, scenarios
 from tests.chaos.ledger import LedgerError
 from tests.support.services import PostgresServer
 
@@ -56,7 +56,28 @@ def _plan(tmp: str, pg: PostgresServer) -> dict[str, Scenario]:
             "node", nodes=3, users=20, devices=2, faults=5, interval=3.0),
         "reconnect storm": lambda: scenarios.reconnect_storm(
             sqlite("storm"), clients=10_000, chats_each=2),
+        **_partitions(),
     }
+
+
+def _partitions() -> dict[str, Scenario]:
+    """Each partition fault 5 times, on both buses (tests/chaos/partition.py)."""
+    cases = [(fault, bus, "postgres", "backend", 4.0)
+             for bus in ("redis", "postgres")
+             for fault in ("block", "half-open", "delay", "drop")]
+    cases += [("block", "redis", "redis", "backend", 4.0),
+              ("half-open", "redis", "redis", "backend", 4.0),
+              ("drop", "redis", "postgres", "clients", 2.0),
+              # Longer than the SDK's ping interval + timeout (5 + 5 s): devices move.
+              ("block", "postgres", "postgres", "clients", 12.0)]
+    plan: dict[str, Scenario] = {}
+    for fault, bus, store, link, down in cases:
+        name = f"partition: {fault} {link}, {bus} bus, {store} store"
+        plan[name] = (lambda fault=fault, bus=bus, store=store, link=link, down=down,
+                      name=name: partition.partitions(
+                          fault, bus=bus, store=store, link=link, users=20, devices=2,
+                          faults=5, interval=3.0, down=down, name=name))
+    return plan
 
 
 def _row(r: scenarios.Result) -> str:

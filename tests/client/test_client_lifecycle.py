@@ -345,3 +345,34 @@ async def test_a_rate_limited_ping_is_an_answer_not_a_dead_connection(
                if r.type == MsgType.ERROR and r.body.get("code") == "WS_RATE_LIMITED"]
     assert len(refused) >= 5  # the keepalive did run into the limit
     assert tap.connects == 1
+
+
+async def test_registry_unavailable_at_reconnect_is_retried_not_terminal(
+        server: RunningServer, make_client: MakeClient) -> None:
+    """A node that cannot reach its cluster registry (a partition) refuses the auth with
+    WS_INTERNAL_ERROR: the client retries with backoff instead of giving up for good."""
+    (alice_id, alice_token), (bob_id, _) = await two_users(server)
+    tap = Tap()
+    alice = make_client(alice_token, tap=tap,
+                        reconnect=ReconnectPolicy(initial_interval=0.1, max_interval=0.2))
+    await alice.connect()
+    registry = server.node.registry
+    real_claim = registry.claim
+    refusals = 0
+
+    async def claim_once_unavailable(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal refusals
+        if refusals == 0:
+            refusals += 1
+            raise OSError("registry unreachable")
+        return await real_claim(*args, **kwargs)
+
+    registry.claim = claim_once_unavailable  # type: ignore[method-assign]
+    try:
+        await server.drop_connections(alice_id, CloseCode.GOING_AWAY)
+        await eventually(lambda: refusals == 1 and alice.connected and len(tap.attempts) >= 3,
+                         10)  # first connect, the refused one, the one that worked
+        ack = await asyncio.wait_for(alice.send_chat(bob_id, "still here"), 5)
+        assert ack.message_id > 0
+    finally:
+        registry.claim = real_claim  # type: ignore[method-assign]

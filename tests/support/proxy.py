@@ -11,7 +11,16 @@ the link underneath it without touching either end:
 * :meth:`refuse` closes the listening socket, so new connections are refused,
   until :meth:`accept` listens on the same port again;
 * :meth:`retarget` sends new connections to another node (a restarted server
-  listens on a new port; the client's URL stays the proxy's).
+  listens on a new port; the client's URL stays the proxy's);
+* :meth:`block` partitions the link: nothing gets through either way, open
+  connections stay open (no RST, no FIN, just silence) and new ones are accepted
+  but reach the target only after :meth:`heal`, which delivers what was held, as
+  TCP's retransmissions would once the network is back;
+* :meth:`half_open` makes every open connection half-open: the target's side is
+  closed, the client's side stays open and silent (what a client sees when the
+  server's host rebooted or a NAT forgot the flow); new connections work;
+* :meth:`delay` holds every chunk ``seconds`` before forwarding it (in order),
+  until :meth:`heal`.
 
 A connection accepted while the target is down is closed at once.
 """
@@ -30,6 +39,12 @@ class _Link:
         self.client = client
         self.upstream = upstream
         self.tasks: list[asyncio.Task[None]] = []
+        self.dead = False  # half-open: the target's side is gone, the client's is silent
+
+    def half_open(self) -> None:
+        """Close the target's side without a word to the client; drop what it sends."""
+        self.dead = True
+        self.upstream.transport.abort()
 
     def abort(self) -> None:
         """Drop both sockets at once, unsent bytes included."""
@@ -53,6 +68,7 @@ class Proxy:
         self.connects = 0  # connections accepted (refused ones never get here)
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self.latency = 0.0  # delay(): seconds each chunk is held
         self._server: asyncio.base_events.Server | None = None
         self._links: set[_Link] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -109,6 +125,28 @@ class Proxy:
         if self._server is None:
             await self.start()
 
+    def block(self) -> None:
+        """Partition the link until :meth:`heal` (see the module docstring): like
+        :meth:`stall`, and new connections wait too."""
+        self._flowing.clear()
+
+    def half_open(self) -> int:
+        """Make every open connection half-open (see the module docstring); return how
+        many. New connections are forwarded as usual."""
+        links = [link for link in self._links if not link.dead]
+        for link in links:
+            link.half_open()
+        return len(links)
+
+    def delay(self, seconds: float) -> None:
+        """Hold every chunk, each way, ``seconds`` before forwarding it."""
+        self.latency = seconds
+
+    def heal(self) -> None:
+        """End :meth:`block`, :meth:`delay` and :meth:`stall`."""
+        self.latency = 0.0
+        self._flowing.set()
+
     def retarget(self, host: str, port: int) -> None:
         """Send new connections to another address."""
         self.target = (host, port)
@@ -121,6 +159,7 @@ class Proxy:
         self._handlers.add(task)
         self.connects += 1
         try:
+            await self._flowing.wait()  # partitioned: the connect hangs until the heal
             try:
                 up_reader, up_writer = await asyncio.open_connection(*self.target)
             except OSError:
@@ -128,9 +167,14 @@ class Proxy:
                 return
             link = _Link(writer, up_writer)
             self._links.add(link)
-            link.tasks = [asyncio.create_task(self._pump(reader, up_writer)),
-                          asyncio.create_task(self._pump(up_reader, writer))]
+            link.tasks = [asyncio.create_task(self._pump(reader, up_writer, link)),
+                          asyncio.create_task(self._pump(up_reader, writer, link))]
             await asyncio.wait(link.tasks, return_when=asyncio.FIRST_COMPLETED)
+            if link.dead:  # half-open: the client's side stays open, unanswered,
+                await asyncio.gather(*link.tasks, return_exceptions=True)  # until it ends
+                self._links.discard(link)
+                writer.transport.abort()
+                return
             # One side ended (its FIN was passed on): let the other finish, then close.
             await asyncio.wait(link.tasks, timeout=1.0)
             self._links.discard(link)
@@ -143,12 +187,19 @@ class Proxy:
         finally:
             self._handlers.discard(task)
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    link: _Link) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await src.read(65536):
                 await self._flowing.wait()
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                if link.dead:
+                    continue
                 dst.write(data)
                 await dst.drain()
             await self._flowing.wait()
+            if link.dead:
+                return
             if dst.can_write_eof():
                 dst.write_eof()

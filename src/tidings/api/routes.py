@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from typing import Annotated, Literal, cast
+from collections.abc import Coroutine
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 from aiohttp import web
@@ -17,6 +19,10 @@ from tidings.hub.chat import ChatService
 from tidings.hub.hub import to_wire
 from tidings.protocol.messages import Message
 from tidings.store.base import Conflict
+
+HEALTH_TIMEOUT = 2.0
+"""Seconds the store has to answer the health check: a store cut off by the network
+does not refuse, it stays silent, and the check must say so rather than hang."""
 
 # \Z, not $: "$" also matches before a trailing newline, which would admit "alice\n".
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\w.@-]+\Z")]
@@ -179,19 +185,35 @@ async def presence(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /api/health``: 200 if the store answers and the bus is connected, else 503."""
+    """``GET /api/health``: 200 if the store answers (within ``HEALTH_TIMEOUT``) and the
+    bus is connected, else 503."""
     service = request.app[SERVICE]
     body = Health("ok", round(time.monotonic() - request.app[STARTED], 3),
                   sum(1 for _ in service.hub.all_connections()), service.bus.health(), "ok")
     try:
-        await service.store.ping()
+        await _within(service.store.ping(), HEALTH_TIMEOUT)
     except Exception as exc:
-        body.status, body.store = "degraded", f"error: {exc}"
+        why = f"no answer within {HEALTH_TIMEOUT:g} s" if isinstance(exc, TimeoutError) \
+            else str(exc) or type(exc).__name__
+        body.status, body.store = "degraded", f"error: {why}"
         return json_response(body, status=503)
     if body.bus != "ok":  # this node cannot reach the others: send clients elsewhere
         body.status = "degraded"
         return json_response(body, status=503)
     return json_response(body)
+
+
+async def _within(step: Coroutine[Any, Any, None], seconds: float) -> None:
+    """Run ``step``; raise TimeoutError after ``seconds`` without waiting for its
+    cancellation to finish (asyncpg cancels a query over a new connection, which a
+    partitioned network holds as long as it lasts)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise TimeoutError
+    task.result()
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -8,8 +8,10 @@ by the bus itself, so the bus works beside any store.
 
 Events are sent by one task, in order, several per statement (bus/queued.py);
 PostgreSQL delivers notifications in commit order. The listening connection is checked
-every second; after it is lost and made again the bus calls ``on_gap``, since
-NOTIFY keeps nothing for an absent listener.
+every second (a partitioned network goes silent rather than closing it: a probe
+unanswered within ``LINK_TIMEOUT`` counts as a lost link, and so does a send); after
+it is lost and made again the bus calls ``on_gap``, since NOTIFY keeps nothing for
+an absent listener.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from tidings.bus.queued import BACKOFF, QueuedBus, backoff
+from tidings.bus.queued import BACKOFF, LINK_TIMEOUT, QueuedBus, backoff
 from tidings.bus.wire import Envelope
 from tidings.metrics import Metrics
 
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "tidings_bus"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes including the channel name
 SPILL_PREFIX = "@"
-_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
+_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError)
 
 _CREATE_SPILL = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_bus_spill (
@@ -78,8 +80,8 @@ class PostgresBus(QueuedBus[str]):
     async def _connection(self, role: str) -> Any:
         conn = self._conns[role]
         if conn is None or conn.is_closed():
-            conn = self._conns[role] = await asyncpg.connect(self._url, timeout=5)
-            await conn.execute(_CREATE_SPILL)
+            conn = self._conns[role] = await asyncpg.connect(self._url, timeout=LINK_TIMEOUT)
+            await conn.execute(_CREATE_SPILL, timeout=LINK_TIMEOUT)
         return conn
 
     def _drop(self, role: str) -> None:
@@ -92,13 +94,13 @@ class PostgresBus(QueuedBus[str]):
         payloads = []
         for text in batch:
             if len(text.encode()) > MAX_PAYLOAD:
-                spill_id = await conn.fetchval(_INSERT_SPILL, text)
+                spill_id = await conn.fetchval(_INSERT_SPILL, text, timeout=LINK_TIMEOUT)
                 text = f"{SPILL_PREFIX}{spill_id}"
             payloads.append(text)
-        await conn.execute(_NOTIFY_MANY, CHANNEL, payloads)
+        await conn.execute(_NOTIFY_MANY, CHANNEL, payloads, timeout=LINK_TIMEOUT)
         if time.monotonic() - self._pruned > 60:
             self._pruned = time.monotonic()
-            await conn.execute(_PRUNE_SPILL)
+            await conn.execute(_PRUNE_SPILL, timeout=LINK_TIMEOUT)
 
     async def _listen(self) -> None:
         attempt = 0
@@ -106,8 +108,9 @@ class PostgresBus(QueuedBus[str]):
         while not self._closing:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(self._url, timeout=5)
-                await conn.add_listener(CHANNEL, self._on_notify)
+                conn = await asyncpg.connect(self._url, timeout=LINK_TIMEOUT)
+                await asyncio.wait_for(conn.add_listener(CHANNEL, self._on_notify),
+                                       LINK_TIMEOUT)
                 if connected_before:
                     self._reconnected()
                     self._incoming.put_nowait("")  # a gap marker, in order with events
@@ -118,8 +121,8 @@ class PostgresBus(QueuedBus[str]):
                 attempt = 0
                 while True:  # asyncpg has no event for a dead listener: probe it
                     await asyncio.sleep(1.0)
-                    await conn.fetchval("SELECT 1", timeout=5)
-            except (*_ERRORS, TimeoutError) as exc:
+                    await conn.fetchval("SELECT 1", timeout=LINK_TIMEOUT)
+            except _ERRORS as exc:
                 self._ready.clear()
                 self._problem = str(exc) or type(exc).__name__
                 log.warning("postgres bus: listener lost (%s); reconnecting", self._problem)
@@ -154,7 +157,8 @@ class PostgresBus(QueuedBus[str]):
         for attempt in range(len(BACKOFF)):
             try:
                 conn = await self._connection("read")
-                text = await conn.fetchval(_READ_SPILL, int(ref[len(SPILL_PREFIX):]))
+                text = await conn.fetchval(_READ_SPILL, int(ref[len(SPILL_PREFIX):]),
+                                           timeout=LINK_TIMEOUT)
                 return str(text) if text is not None else ""
             except (*_ERRORS, ValueError) as exc:
                 log.warning("postgres bus: reading spilled event %s failed: %s", ref, exc)

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 Encoded = TypeVar("Encoded", str, bytes)
 
+LINK_TIMEOUT = 3.0
+"""Seconds a bus waits for its server before it counts the link as lost: a network
+partition does not refuse or reset, it goes silent (the listeners probe their link
+every second; a send that takes longer fails and is retried)."""
+
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds between reconnection attempts: the n-th retry waits BACKOFF[min(n, 4)]."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
+from tidings.store.postgres import close_pool
 
 _SCHEMA = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_nodes (
@@ -90,8 +91,10 @@ class PostgresRegistry(Registry):
     async def _get_pool(self) -> Any:
         async with self._pool_lock:
             if self._pool is None:
+                # A partitioned link is silent: bound every statement, as the
+                # heartbeat and releases must fail rather than wait (see membership.py).
                 self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4,
-                                                       timeout=5)
+                                                       timeout=5, command_timeout=5)
         return self._pool
 
     async def start(self) -> None:
@@ -115,7 +118,7 @@ class PostgresRegistry(Registry):
                                    self.node_id)
                 await conn.execute("DELETE FROM tidings_nodes WHERE node_id = $1", self.node_id)
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:

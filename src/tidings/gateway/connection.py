@@ -1,11 +1,12 @@
 """One client connection: identity, framing, delivery state and a bounded outbox.
 
 Live pushes never wait: a connection whose outbox holds ``send_queue_size``
-frames is a slow consumer and is closed (it recovers everything through sync
-on reconnect, since its cursor only moves on its own acks). Replies are never
-refused; instead the gateway stops reading a connection whose outbox is half
-full, so a client that pipelines requests is paced, not dropped. Sync pages
-wait for room, which is how a large backlog is paced.
+frames, or ``send_queue_bytes`` bytes, is a slow consumer and is closed (it
+recovers everything through sync on reconnect, since its cursor only moves on its
+own acks). Replies are never refused; instead the gateway stops reading a
+connection whose outbox is half full, so a client that pipelines requests is
+paced, not dropped. Sync pages wait for room, which is how a large backlog is
+paced.
 
 Writing: frames queued during one turn of the event loop are written together,
 in one ``write`` (one syscall) at the end of that turn — a group commit of many
@@ -66,7 +67,8 @@ class Connection:
     expiry_reason = ""  # the close reason stop_reader() was given ("": the code's name)
 
     def __init__(self, socket: Socket, *, queue_size: int, write_timeout: float,
-                 remote: str = "", headers: dict[str, str] | None = None) -> None:
+                 remote: str = "", headers: dict[str, str] | None = None,
+                 queue_bytes: int = 4 << 20) -> None:
         self.id = f"c{next(_ids)}"
         self.remote = remote
         self.frames_in = 0  # counted for the access log
@@ -98,6 +100,10 @@ class Connection:
         self._queue_size = queue_size
         self._write_timeout = write_timeout
         self._outbox: list[tuple[bytes, bool]] = []
+        # Bytes in the outbox: a frame count alone let a never-reading client hold
+        # 100 frames of up to 1 MiB each (docs/reliability.md, "Memory under a flood").
+        self._queue_bytes = queue_bytes
+        self._queued = 0
         self._flush_due = False  # a flush is scheduled for the end of this loop turn
         self._room: asyncio.Event | None = None  # made when someone waits for room
         self._writer: asyncio.Task[None] | None = None  # only while the socket is backed up
@@ -129,11 +135,12 @@ class Connection:
         """Queue a frame without waiting. On overflow close as a slow consumer."""
         if self.closed:
             return False
-        if len(self._outbox) >= self._queue_size:
+        if self.full:
             log.warning("%s user %s: send queue full, closing", self.id, self.user_id)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
         self._outbox.append((data, self.binary if binary is None else binary))
+        self._queued += len(data)
         self._schedule_flush()
         return True
 
@@ -141,21 +148,23 @@ class Connection:
         """Queue an answer to the client's own request (never refused: see module doc)."""
         if not self.closed:
             self._outbox.append((data, self.binary))
+            self._queued += len(data)
             self._schedule_flush()
 
     @property
     def full(self) -> bool:
         """True when a live push would overflow the outbox (and close the connection)."""
-        return len(self._outbox) >= self._queue_size
+        return len(self._outbox) >= self._queue_size or self._queued >= self._queue_bytes
 
     @property
     def backlogged(self) -> bool:
         """True when the outbox is half full: the gateway then waits before reading more."""
-        return len(self._outbox) >= self._queue_size // 2
+        return (len(self._outbox) >= self._queue_size // 2
+                or self._queued >= self._queue_bytes // 2)
 
     async def send(self, data: bytes, binary: bool | None = None) -> None:
         """Queue a frame, waiting while the outbox is full."""
-        while len(self._outbox) >= self._queue_size and not self.closed:
+        while self.full and not self.closed:
             await self._wait_for_room()
         self.push(data, binary)
 
@@ -166,6 +175,7 @@ class Connection:
         self.closed = True
         self.close_code = code
         self._outbox.clear()
+        self._queued = 0
         self._made_room()
         if self._writer is not None:
             self._writer.cancel()
@@ -246,6 +256,7 @@ class Connection:
         if written:
             self.frames_out += len(self._outbox)
             self._outbox.clear()
+            self._queued = 0
             self._made_room()
         else:
             self._writer = self._loop.create_task(self._write_loop())
@@ -258,11 +269,12 @@ class Connection:
         try:
             while outbox and not self.closed:
                 data, binary = outbox.pop(0)
+                self._queued -= len(data)
                 self.write_started = loop.time()
                 await self._socket.send(data, binary)
                 self.frames_out += 1
                 self.write_started = 0.0
-                if len(outbox) < self._queue_size:
+                if not self.full:
                     self._made_room()
         except asyncio.CancelledError:
             raise

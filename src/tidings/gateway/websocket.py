@@ -113,6 +113,7 @@ class Gateway:
         # aiohttp's parser refuses a message of max_msg_size bytes: +1 makes ours inclusive.
         peer = WsPeer.take_over(request, self.settings.max_frame_bytes + 1)
         conn = Connection(peer, queue_size=self.settings.send_queue_size,
+                          queue_bytes=self.settings.send_queue_bytes,
                           write_timeout=self.settings.write_timeout,
                           remote=request.remote or "",
                           headers=self.service.hooks.pick_headers(request.headers)

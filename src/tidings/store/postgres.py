@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,8 @@ from .postgres_channels import PostgresChannels
 from .postgres_outbox import INSERT_EVENTS, PostgresOutbox
 from .postgres_tokens import PostgresTokens
 from .tokenrow import scopes_column, token_from_row
+
+log = logging.getLogger(__name__)
 
 _SCHEMES = ("postgresql://", "postgres://")
 _NO_UPPER_BOUND = 2**63 - 1
@@ -144,6 +147,29 @@ def _key(m: NewMessage | StoredMessage) -> _SeqKey:
     return (m.sender_id, m.sender_device, m.client_seq)
 
 
+COMMAND_TIMEOUT = 5.0
+"""Seconds a statement may wait for PostgreSQL before it fails (and a chat in it is
+refused with WS_INTERNAL_ERROR). A network partition, or a server whose host went
+away, does not reset the connection: without a bound, the statement, and every
+connection teardown that stores a cursor, would wait for as long as TCP retries."""
+
+
+async def close_pool(pool: Any, within: float = COMMAND_TIMEOUT) -> None:
+    """Close an asyncpg pool gracefully, or terminate its connections after ``within`` s:
+    a graceful close waits for the server to see each connection end, which a
+    partitioned or half-open link never lets it (a node cut off that way took its whole
+    ``shutdown_timeout`` to exit, then was killed)."""
+    closing = asyncio.ensure_future(pool.close())
+    done, _ = await asyncio.wait({closing}, timeout=within)
+    if not done:
+        log.warning("postgres: connections did not close within %g s; terminated", within)
+        pool.terminate()
+        closing.cancel()
+        closing.add_done_callback(lambda t: t.cancelled() or t.exception())
+    else:
+        closing.result()
+
+
 class PostgresStore(PostgresTokens, PostgresChannels, PostgresOutbox, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
@@ -165,7 +191,8 @@ class PostgresStore(PostgresTokens, PostgresChannels, PostgresOutbox, Store):
             async with self._pool_lock:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._url, min_size=self._min_size, max_size=self._max_size)
+                        self._url, min_size=self._min_size, max_size=self._max_size,
+                        timeout=COMMAND_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
@@ -194,7 +221,7 @@ class PostgresStore(PostgresTokens, PostgresChannels, PostgresOutbox, Store):
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            await close_pool(pool)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -36,7 +36,7 @@ from .sqlite_worker import BatchWorker
 T = TypeVar("T")
 
 _URL_PREFIX = "sqlite:///"
-CACHE_KIB = 64 * 1024
+CACHE_KIB = 16 * 1024
 """The connection's page cache (SQLite's default is 2 MiB)."""
 _NO_UPPER_BOUND = 2**63 - 1
 

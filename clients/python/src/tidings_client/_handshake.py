@@ -71,9 +71,12 @@ async def authenticate(transport: Transport, *, seq: int, token: str, device_id:
             except (ProtocolError, msgspec.MsgspecError) as exc:
                 raise ConnectionLostError(f"bad authentication response: {exc}") from None
             if not rsp.success:
-                if rsp.error.startswith(ErrorCode.TOO_MANY_CONNECTIONS):
+                if rsp.error.startswith((ErrorCode.TOO_MANY_CONNECTIONS,
+                                         ErrorCode.INTERNAL_ERROR)):
                     # Not the token's fault: a dead connection of ours may still be
-                    # counted until the server's idle timeout. Retry with backoff.
+                    # counted until the server's idle timeout, or the node cannot reach
+                    # its cluster registry right now (a partition). Retry with backoff:
+                    # giving up here left a device offline for good.
                     raise ConnectionLostError(rsp.error)
                 raise AuthError(rsp.error or "authentication failed")
             return rsp

@@ -136,7 +136,9 @@ class PostgresDeskDb(DeskDb):
         """Close the pool."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            from tidings.store.postgres import close_pool  # asyncpg only when used
+
+            await close_pool(pool)
 
     def pool_stats(self) -> dict[str, int]:
         """asyncpg's own counts."""
