@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ import aiohttp
 import pytest
 
 from tests.seeds.socketio_helpers import SeedClient, SeedNode, install_socketio_client
-from tests.support.services import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -46,25 +44,10 @@ def _socketio_client() -> None:
     install_socketio_client()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'seed000.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = f"s_{secrets.token_hex(8)}"
-    url = server.create_database(name)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)
-
-
 @pytest.fixture
-def node(database_url: str, tmp_path: Path) -> Iterator[SeedNode]:
+def node(store_url: str, tmp_path: Path) -> Iterator[SeedNode]:
     """``tidings serve`` with the demo building, accepting the seed's Vue origin."""
-    started = SeedNode(database_url, tmp_path, {"TIDINGS_CORS_ORIGINS": VUE_ORIGIN})
+    started = SeedNode(store_url, tmp_path, {"TIDINGS_CORS_ORIGINS": VUE_ORIGIN})
     try:
         yield started
     finally:
@@ -231,10 +214,10 @@ async def test_cors_preflights_on_rest_and_socketio(node: SeedNode) -> None:
     assert "Access-Control-Allow-Origin" not in headers
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_ws_and_socketio_share_one_origin_rule(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_ws_and_socketio_share_one_origin_rule(store_url: str, tmp_path: Path) -> None:
     """A listed origin with other case and a trailing slash matches on both."""
-    node = SeedNode(database_url, tmp_path, {"TIDINGS_ALLOWED_ORIGINS": "https://App.Example/"},
+    node = SeedNode(store_url, tmp_path, {"TIDINGS_ALLOWED_ORIGINS": "https://App.Example/"},
                     demo=False)
     try:
         async with aiohttp.ClientSession() as http:
@@ -276,11 +259,11 @@ async def _open_slots(node: SeedNode, want: int) -> dict[str, Any]:
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_caps_refuse_with_429_before_the_upgrade(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_caps_refuse_with_429_before_the_upgrade(store_url: str, tmp_path: Path) -> None:
     """3 sockets per node, 2 per address; 127.0.0.1 is a trusted proxy, so the test
     speaks for several client addresses with X-Forwarded-For."""
-    node = SeedNode(database_url, tmp_path, {"TIDINGS_MAX_CONNECTIONS": "3",
+    node = SeedNode(store_url, tmp_path, {"TIDINGS_MAX_CONNECTIONS": "3",
                                              "TIDINGS_MAX_CONNECTIONS_PER_IP": "2",
                                              "TIDINGS_TRUSTED_PROXIES": "127.0.0.1/32"},
                     demo=False)
