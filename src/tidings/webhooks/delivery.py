@@ -93,8 +93,12 @@ class WebhookSender:
                 log.warning("webhook outbox unavailable: %s", exc)
                 sent = 0
             if sent < BATCH:
+                # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands while
+                # wait_for's timeout is cancelling its inner wait is lost, and close()
+                # then waited forever on this loop (seen once in CI, poll 0.1 s).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll)
+                    async with asyncio.timeout(self.poll):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def round(self) -> int:

@@ -71,8 +71,10 @@ class ChangeFeed:
                 first, delay = False, 0.2
                 # Poll too: a connection cut by the network may never report termination.
                 while not lost.is_set():
+                    # asyncio.timeout: wait_for can swallow a cancel on Python 3.11
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 5.0)
+                        async with asyncio.timeout(5.0):
+                            await lost.wait()
                     if not lost.is_set():
                         await conn.execute("SELECT 1")
             except asyncio.CancelledError:
