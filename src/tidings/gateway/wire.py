@@ -362,5 +362,7 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
             await asyncio.shield(self._drain)
 
     def abort(self) -> None:
-        """Close the TCP connection without a closing handshake."""
-        self._transport.close()
+        """Drop the TCP connection without a closing handshake, and what it has not
+        written: a peer that does not read would keep a plain close() waiting for a
+        flush that never comes (and the node's stop waiting with it)."""
+        self._transport.abort()
