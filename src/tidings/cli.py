@@ -163,7 +163,9 @@ async def _serve(settings: Settings, source: str = "defaults only") -> None:
     from tidings.server import Server
 
     async with opened_store(settings.database_url) as store:  # its own clear message
-        await store.migrate()
+        applied = await store.migrate()
+    if applied:  # the operator sees the schema change before the node listens
+        log.info("applied migrations: %s", ", ".join(applied))
     try:
         server = Server(settings)  # opens store and bus by URL, reads the JWT key file
     except (ValueError, OSError) as exc:
