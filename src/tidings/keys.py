@@ -134,6 +134,17 @@ def client_sync(user_id: int, device_id: str) -> str:
     with a TTL (``sync_state_ttl``)."""
     return f"client:sync:{user_id}:{device_id}"
 
+
+def client_syncs(user_id: int) -> str:
+    """SCAN pattern: every device sync state of one user (deleting a user)."""
+    return f"client:sync:{user_id}:*"
+
+
+# admin (store/admin.py)
+AUDIT_LOG = PREFIX + "audit"
+"""Stream: the audit log, entry id ``<entry id>-0``, field ``e`` the msgpack entry."""
+NEXT_AUDIT_ID = PREFIX + "seq:audit"
+
 # desks (apps/desks)
 #: Integer bumped on every desk change; cached desk lists are filed under it, so a
 #: bump makes every older entry unreachable at once (they then expire by TTL).

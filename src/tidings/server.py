@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from tidings import __version__, logs
-from tidings.api import asyncapi, openapi, users
+from tidings.api import asyncapi, audit, openapi, users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.cors import add_cors
 from tidings.api.errors import (
@@ -37,6 +37,10 @@ from tidings.channels.routes import add_channel_routes
 from tidings.cluster import open_registry
 from tidings.cluster.membership import Membership
 from tidings.config import Settings, masked
+from tidings.control import routes as control_routes
+from tidings.control import users as control_users
+from tidings.control.cluster import ClusterControl
+from tidings.control.node import LocalNode
 from tidings.gateway.caps import ConnectionCaps
 from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
@@ -119,6 +123,7 @@ class Server:
                 self.desks.sockets.connect_hook = SocketIoConnectHook(
                     self.service.hooks, self.store, self.service.auth)
             self.revocations.listeners.append(self.desks.sockets.close_tokens)
+        self.control = self._control()
         self.webhooks = self._webhooks()
         self.tls = tls_context(settings)  # before anything listens: a bad file stops here
         self.caps = ConnectionCaps(settings.max_connections, settings.max_connections_per_ip,
@@ -133,6 +138,18 @@ class Server:
         self.listening = False  # a node that never listened has nothing to drain
         self.config_source = "settings given in code"  # `tidings serve` names its sources
         self.port = settings.port
+
+    def _control(self) -> ClusterControl:
+        """The server API's node side: every transport's connections, asked cluster-wide
+        over the bus (control/cluster.py)."""
+        node = LocalNode(self.hub, self.broker)
+        if self.editing is not None:
+            node.transports.append(self.editing.sockets)
+        if self.desks is not None:
+            node.transports.append(self.desks.sockets)
+        control = ClusterControl(node, self.bus, self.registry)
+        self.hub.listeners.append(control.on_event)
+        return control
 
     def _webhooks(self) -> WebhookSender | None:
         """Record and send webhooks if ``webhook_url`` is set (docs/integration.md)."""
@@ -190,6 +207,9 @@ class Server:
         openapi.add_routes(app)
         asyncapi.add_routes(app)
         webhook_routes.add_routes(app)
+        audit.add_routes(app, self.settings.admin_users)
+        control_routes.add_routes(app, self.control)
+        control_users.add_routes(app)
         if self.webhooks is not None:
             app[webhook_routes.WAKE].append(self.webhooks.notify)
         if self.settings.test_endpoints:
@@ -309,6 +329,7 @@ class Server:
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
         await self.revocations.close()
+        await self.control.close()
         await self.broker.close()
         await self.rpc.close()
         await self.membership.close()

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 
+from tidings.api import audit
 from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
@@ -182,6 +183,8 @@ async def create(request: web.Request) -> web.Response:
     secret, row = await service.auth.issue_row(owner, name=body.name, device_id=body.device_id,
                                                ttl_ms=ttl, scopes=scopes,
                                                device_info=body.device_info)
+    await audit.record(request, me.user_id, "token.create", f"token:{row.id}", user_id=owner,
+                       name=body.name, scopes=None if scopes is None else list(scopes))
     return json_response({"token": secret, **token_view(row)}, status=201)
 
 
@@ -239,6 +242,9 @@ async def revoke(request: web.Request) -> web.Response:
     me = await _manager(request)
     token = await _own_token(request, me)
     revoked = await request.app[REVOCATIONS].revoke(None, [token.id])
+    if revoked:
+        await audit.record(request, me.user_id, "token.revoke", f"token:{token.id}",
+                           user_id=token.user_id)
     return json_response({"revoked": revoked})
 
 
@@ -249,6 +255,9 @@ async def revoke_batch(request: web.Request) -> web.Response:
     body = await read_json(request, BatchRevoke)
     owner = None if is_admin(me.scopes) else me.user_id
     revoked = await request.app[REVOCATIONS].revoke(owner, body.ids)
+    if revoked:
+        await audit.record(request, me.user_id, "token.revoke",
+                           ",".join(f"token:{i}" for i in revoked), ids=revoked)
     return json_response({"revoked": revoked})
 
 

@@ -94,10 +94,30 @@ class DeskChangeEvent(msgspec.Struct, tag="desk_change", tag_field="event", froz
     workstation_id: str | None = None
 
 
+class ControlQuery(msgspec.Struct, tag="control_query", tag_field="event", frozen=True):
+    """The server API asks every node (control/cluster.py): ``kind`` names what
+    (``connections``, ``disconnect``, ``unsubscribe``, ``presence``, ``channels``),
+    ``args`` its arguments; each node answers with a :class:`ControlAnswer`."""
+
+    query_id: str
+    origin: str  # the asking node
+    kind: str
+    args: dict[str, Any]
+
+
+class ControlAnswer(msgspec.Struct, tag="control_answer", tag_field="event", frozen=True):
+    """One node's answer to a :class:`ControlQuery` (only its origin listens)."""
+
+    query_id: str
+    origin: str
+    node: str
+    answer: dict[str, Any]
+
+
 # Remote backends encode any member of this union generically (bus/wire.py): a new
 # event type only needs a tag and a place here.
 Event = (ChatEvent | PushEvent | PublicationEvent | ChannelPresenceEvent | RevokeEvent
-         | ReplacedEvent | EditingEvent | DeskChangeEvent)
+         | ReplacedEvent | EditingEvent | DeskChangeEvent | ControlQuery | ControlAnswer)
 Handler = Callable[[Event], None]
 GapHandler = Callable[[], None]
 

@@ -288,6 +288,16 @@ class Broker:
         if sub is not None:
             await self._left(sub)
 
+    async def force_unsubscribe(self, conn: Connection, channel: str) -> bool:
+        """The server API unsubscribes the connection: it is told with an unsolicited
+        ``UnsubscribeRsp`` (seq 0). False if it was not subscribed."""
+        sub = self.router.remove(conn, channel)
+        if sub is None:
+            return False
+        self.service.reply(conn, MsgType.UNSUBSCRIBE_RSP, 0, UnsubscribeResponsePayload(channel))
+        await self._left(sub)
+        return True
+
     async def disconnected(self, conn: Connection) -> None:
         """Drop a closed connection's subscriptions (and announce leaves)."""
         for sub in self.router.drop(conn):

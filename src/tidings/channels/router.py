@@ -62,6 +62,10 @@ class ChannelRouter:
         """The connection's subscription to ``channel``, if any."""
         return self._by_conn.get(conn.id, {}).get(channel)
 
+    def channels_of(self, conn: Connection) -> list[str]:
+        """The channels the connection is subscribed to."""
+        return sorted(self._by_conn.get(conn.id, ()))
+
     def count(self, conn: Connection) -> int:
         """How many channels the connection is subscribed to."""
         return len(self._by_conn.get(conn.id, ()))

@@ -95,7 +95,8 @@ class Connection:
         self.opened_at = self.last_seen = self._loop.time()
         self.write_started = 0.0  # when the write now in progress began; 0 if none
         self.reader: asyncio.Task[object] | None = None  # the task reading this socket
-        self.expiry: CloseCode | None = None  # why we stopped the reader, if we did
+        # Why we stopped the reader, if we did: a CloseCode, or an operator's 4000-4999.
+        self.expiry: int | None = None
         self._socket = socket
         self._queue_size = queue_size
         self._write_timeout = write_timeout
@@ -198,7 +199,7 @@ class Connection:
         self.close(CloseCode.GOING_AWAY)
         self._socket.abort()
 
-    def stop_reader(self, why: CloseCode, reason: str = "") -> None:
+    def stop_reader(self, why: int, reason: str = "") -> None:
         """Wake the task reading this socket so that it finishes, closing with ``why`` and
         ``reason`` (by default the code's name) once no receive is pending: the closing
         handshake can then complete (see Gateway.handle)."""
@@ -209,6 +210,15 @@ class Connection:
                 if reason:
                     self.expiry_reason = reason
             reader.cancel()
+
+    def expiry_words(self) -> str:
+        """The close reason for :attr:`expiry`: the one given, else the code's name."""
+        if self.expiry_reason or self.expiry is None:
+            return self.expiry_reason
+        try:
+            return CloseCode(self.expiry).name.lower()
+        except ValueError:
+            return ""
 
     async def _close_socket(self, code: int, reason: str) -> None:
         try:

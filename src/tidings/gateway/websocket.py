@@ -145,7 +145,7 @@ class Gateway:
                 # take it back, then close with the reason it was given.
                 while reader.cancelling():
                     reader.uncancel()
-                conn.close(conn.expiry, conn.expiry_reason or conn.expiry.name.lower())
+                conn.close(conn.expiry, conn.expiry_words())
             self.connections.discard(conn)
             lease.release()  # the connection cap's slot (gateway/caps.py)
             if not conn.closed:

@@ -17,6 +17,7 @@ import time
 
 import msgspec
 
+from .admin import AdminStore
 from .channels import BrokerStats, ChannelPage, NewPublication, PublishResult
 
 
@@ -104,7 +105,7 @@ class Receipt(msgspec.Struct, frozen=True):
 STATUS_RANK = {"sent": 0, "delivered": 1, "read": 2}
 
 
-class Store(abc.ABC):
+class Store(AdminStore):
     """Durable state of a Tidings node. All methods are coroutines and safe to
     call concurrently from one event loop."""
 

@@ -23,6 +23,7 @@ from .base import (
     now_ms,
 )
 from .migrate import migrate_postgres
+from .postgres_admin import PostgresAdmin
 from .postgres_channels import PostgresChannels
 from .postgres_outbox import INSERT_EVENTS, PostgresOutbox
 from .postgres_tokens import PostgresTokens
@@ -170,7 +171,7 @@ async def close_pool(pool: Any, within: float = COMMAND_TIMEOUT) -> None:
         closing.result()
 
 
-class PostgresStore(PostgresTokens, PostgresChannels, PostgresOutbox, Store):
+class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOutbox, Store):
     """A :class:`Store` in PostgreSQL, through an asyncpg pool made on first use."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:

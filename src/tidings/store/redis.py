@@ -39,6 +39,7 @@ from .base import (
     User,
     now_ms,
 )
+from .redis_admin import RedisAdmin
 from .redis_channels import RedisChannels
 from .redis_retention import RedisRetention
 from .redis_tokens import RedisTokens
@@ -141,7 +142,7 @@ return tonumber(ARGV[2])
 """
 
 
-class RedisStore(RedisTokens, RedisChannels, RedisRetention, Store):
+class RedisStore(RedisAdmin, RedisTokens, RedisChannels, RedisRetention, Store):
     """A :class:`Store` in one Redis (``redis://HOST:PORT/DB``)."""
 
     def __init__(self, url: str, *, sync_state_ttl: int = SYNC_STATE_TTL) -> None:

@@ -24,6 +24,7 @@ from .base import (
     now_ms,
 )
 from .migrate import migrate_sqlite
+from .sqlite_admin import SqliteAdmin
 from .sqlite_channels import SqliteChannels
 from .sqlite_helpers import integrity_error as _integrity_error
 from .sqlite_helpers import one as _one
@@ -139,7 +140,7 @@ def sqlite_path_from_url(url: str) -> str:
     return url[len(_URL_PREFIX):]
 
 
-class SqliteStore(SqliteTokens, SqliteChannels, SqliteOutbox, Store):
+class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store):
     """A :class:`Store` in one SQLite file (WAL mode, ``synchronous=FULL``)."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:

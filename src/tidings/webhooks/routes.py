@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
+from tidings.api import audit
+from tidings.api.audit import admin_user
 from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE, int_param
@@ -96,12 +98,15 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 async def replay_webhooks(request: web.Request) -> web.Response:
     """``POST /api/v1/admin/webhooks/replay``."""
-    await require_admin(request)
+    admin = await admin_user(request)
     outbox = _outbox(request)
     body = await read_json(request, ReplayRequest)
     if (body.ids is None) == (not body.dead):
         raise ApiError(422, "INVALID_BODY", 'give either "ids" or "dead": true')
     replayed = await outbox.outbox_replay(body.ids, now_ms())
+    await audit.record(request, admin, "webhook.replay",
+                       "webhooks:dead" if body.dead else "webhooks", ids=body.ids,
+                       replayed=replayed)
     for wake in request.app[WAKE]:
         wake()
     return json_response({"replayed": replayed})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -73,6 +74,8 @@ class DeskSockets:
                                         cors_allowed_origins=_origin_rule(allowed_origins))
         self.connected = 0
         self._token_of: dict[str, int | None] = {}  # sid → the token it authenticated with
+        # sid → (user id, client address, connected at ms), for the server API.
+        self._client_of: dict[str, tuple[int, str, int]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -150,6 +153,9 @@ class DeskSockets:
                 str(exc), {"code": "BACKEND_UNAVAILABLE"}) from None
         await self.sio.save_session(sid, {"user_id": identity.user_id})
         self._token_of[sid] = identity.token_id
+        request = environ.get("aiohttp.request")
+        remote = (request.remote or "") if isinstance(request, web.Request) else ""
+        self._client_of[sid] = (identity.user_id, remote, int(time.time() * 1000))
         self.connected += 1
         self._monitor.socketio_connections.set(self.connected)
         joined: list[str] = []
@@ -166,6 +172,7 @@ class DeskSockets:
 
     async def _disconnect(self, sid: str, *_reason: Any) -> None:
         self._token_of.pop(sid, None)
+        self._client_of.pop(sid, None)
         self.connected -= 1
         self._monitor.socketio_connections.set(self.connected)
 
@@ -240,6 +247,31 @@ class DeskSockets:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         return len(doomed)
+
+    def control_connections(self, user_id: int | None) -> list[dict[str, Any]]:
+        """This node's Socket.IO clients (of one user, or all) for the server API."""
+        return [{"transport": "socketio", "id": sid, "user_id": uid, "device_id": "",
+                 "remote": remote, "connected_at": at, "channels": sorted(
+                     r for r in self.sio.rooms(sid) if r != sid)}
+                for sid, (uid, remote, at) in self._client_of.items()
+                if user_id is None or uid == user_id]
+
+    def control_disconnect(self, user_id: int, conn_id: str | None, code: int,
+                           reason: str) -> int:
+        """Disconnect this node's Socket.IO clients of a user (or the one ``conn_id``),
+        telling each first with a ``disconnect_reason`` event ``{code, reason}``."""
+        doomed = [sid for sid, (uid, _, _) in self._client_of.items()
+                  if uid == user_id and conn_id in (None, sid)]
+        for sid in doomed:
+            log.info("socket.io %s of user %d: disconnected by an operator", sid, user_id)
+            task = asyncio.get_running_loop().create_task(self._kick(sid, code, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(doomed)
+
+    async def _kick(self, sid: str, code: int, reason: str) -> None:
+        await self.sio.emit("disconnect_reason", {"code": code, "reason": reason}, to=sid)
+        await self.sio.disconnect(sid)
 
     async def emit(self, type_: str, body: dict[str, Any], rooms: list[str]) -> None:
         """Send one event to every client in any of ``rooms`` (each client once)."""

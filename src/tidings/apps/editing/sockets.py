@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 from typing import Any
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SESSION_ID = re.compile(r"es_[A-Za-z0-9_-]{10,64}\Z")
 _MAX_CLIENT_FRAME = 4096  # clients only send pings
+_peer_ids = itertools.count(1)
 _QUEUE_LIMIT = 100  # events waiting for one slow socket before it is closed (4413)
 
 
@@ -55,7 +57,9 @@ class EditingPeer:
     """One open socket of one session on this node, with its own ordered outbox."""
 
     def __init__(self, ws: web.WebSocketResponse, session: Session,
-                 token_id: int | None) -> None:
+                 token_id: int | None, remote: str = "") -> None:
+        self.id = f"e{next(_peer_ids)}"  # unique on this node (the server API names it)
+        self.remote = remote
         self.ws = ws
         self.session = session
         self.token_id = token_id  # None for a JWT
@@ -122,7 +126,7 @@ class EditingSockets:
             raise ApiError(404, Code.SESSION_NOT_FOUND, "no such editing session of yours")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=_MAX_CLIENT_FRAME)
         await ws.prepare(request)
-        peer = EditingPeer(ws, session, me.token_id)
+        peer = EditingPeer(ws, session, me.token_id, request.remote or "")
         self.peers.setdefault(session_id, set()).add(peer)
         writer: asyncio.Task[None] | None = None
         try:
@@ -182,6 +186,26 @@ class EditingSockets:
                              peer.session.session_id, peer.token_id)
                     asyncio.get_running_loop().create_task(peer.ws.close(
                         code=CloseCode.TOKEN_REVOKED, message=b"token revoked"))
+
+    def control_connections(self, user_id: int | None) -> list[dict[str, Any]]:
+        """This node's editing sockets (of one user, or all) for the server API."""
+        return [{"transport": "editing", "id": p.id, "user_id": p.session.user_id,
+                 "device_id": "", "remote": p.remote, "connected_at": p.connected_at,
+                 "channels": [p.session.session_id]}
+                for peers in self.peers.values() for p in peers
+                if user_id is None or p.session.user_id == user_id]
+
+    def control_disconnect(self, user_id: int, conn_id: str | None, code: int,
+                           reason: str) -> int:
+        """Close this node's editing sockets of a user (or the one ``conn_id``)."""
+        doomed = [p for peers in self.peers.values() for p in peers
+                  if p.session.user_id == user_id and conn_id in (None, p.id)]
+        for peer in doomed:
+            log.info("editing socket %s of user %d: disconnected by an operator", peer.id,
+                     user_id)
+            asyncio.get_running_loop().create_task(
+                peer.ws.close(code=code, message=reason.encode()))
+        return len(doomed)
 
     def session_ids(self) -> list[str]:
         """Sessions with at least one socket open here."""

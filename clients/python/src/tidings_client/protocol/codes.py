@@ -91,6 +91,7 @@ class CloseCode(IntEnum):
     """WebSocket close codes the server uses. 1000-1011 are RFC 6455's own."""
 
     NORMAL = 1000
+    DISCONNECTED = 4000  # closed by an operator (server API, console); may reconnect
     GOING_AWAY = 1001  # server shutting down; reconnect
     MESSAGE_TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL_ERROR = 1011  # the server could not replay the backlog; reconnect
