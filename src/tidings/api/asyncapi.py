@@ -105,6 +105,8 @@ WS_MESSAGES = (
 _CLOSE_MEANING = {
     CloseCode.NORMAL: "normal closure",
     CloseCode.GOING_AWAY: "the server is shutting down; reconnect with backoff",
+    CloseCode.DISCONNECTED: "closed by an operator (server API, console; they may choose "
+                            "another code in 4000-4999); reconnect per policy",
     CloseCode.MESSAGE_TOO_BIG: "a message exceeded max_frame_bytes",
     CloseCode.INTERNAL_ERROR: "the backlog could not be replayed; reconnect with backoff",
     CloseCode.AUTH_FAILED: "bad, expired or revoked token: do not retry with it",
