@@ -37,6 +37,7 @@ from tidings.channels.routes import add_channel_routes
 from tidings.cluster import open_registry
 from tidings.cluster.membership import Membership
 from tidings.config import Settings, masked
+from tidings.control import channels as control_channels
 from tidings.control import routes as control_routes
 from tidings.control import users as control_users
 from tidings.control.cluster import ClusterControl
@@ -210,6 +211,7 @@ class Server:
         audit.add_routes(app, self.settings.admin_users)
         control_routes.add_routes(app, self.control)
         control_users.add_routes(app)
+        control_channels.add_routes(app)
         if self.webhooks is not None:
             app[webhook_routes.WAKE].append(self.webhooks.notify)
         if self.settings.test_endpoints:

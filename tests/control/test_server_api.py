@@ -259,3 +259,31 @@ async def test_the_audit_log_records_who_did_what(node: RunningServer,
                           f"/api/v1/admin/audit?before={entries[1]['id']}&limit=1", boss)
     assert [e["action"] for e in older["entries"]] == ["token.revoke"]
     assert token and secrets
+
+
+async def test_publish_as_the_server_and_read_any_history(
+        node: RunningServer, http: aiohttp.ClientSession) -> None:
+    boss = await admin(node)
+    user_id, token = await node.quick_user()
+    listener = Channels(await Wire.ready(http, node.ws_url, token, "phone"))
+    await listener.subscribe("broadcast:all")  # users may not publish here; the server may
+    status, ack = await call(http, node, "POST", "/api/v1/admin/publish", boss,
+                             {"channel": "broadcast:all", "data": {"text": "<b>hi</b>"}})
+    assert status == 200 and ack["offset"] == 1, ack
+    [got] = await listener.until(1)
+    assert got["data"] == {"text": "<b>hi</b>"} and got["offset"] == 1
+    status, page = await call(http, node, "GET",
+                              f"/api/v1/admin/channels/user:{user_id}/history", boss)
+    assert status == 200 and page["publications"] == []  # owner-only: readable by admins
+    status, page = await call(http, node, "GET", "/api/v1/admin/channels/broadcast:all/history",
+                              boss)
+    assert [p["data"] for p in page["publications"]] == [{"text": "<b>hi</b>"}]
+    assert page["publications"][0]["info"]["device_id"] == "server-api"
+    for body, status_code, code in (
+            ({"channel": "desks:floor:1", "data": 1}, 403, "PERMISSION_DENIED"),
+            ({"channel": "nowhere:x", "data": 1}, 404, "UNKNOWN_CHANNEL"),
+            ({"channel": "room:x"}, 422, "INVALID_BODY")):
+        status, answer = await call(http, node, "POST", "/api/v1/admin/publish", boss, body)
+        assert (status, answer["error"]["code"]) == (status_code, code), answer
+    _, log = await call(http, node, "GET", "/api/v1/admin/audit?action=channel.publish", boss)
+    assert [e["target"] for e in log["entries"]] == ["channel:broadcast:all"]

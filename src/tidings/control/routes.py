@@ -140,7 +140,7 @@ def user_id_param(request: web.Request) -> int:
     return int(raw)
 
 
-def _channel(request: web.Request) -> str:
+def channel_param(request: web.Request) -> str:
     name = request.match_info["name"]
     try:
         return msgspec.convert(name, ChannelName)
@@ -214,7 +214,7 @@ async def channels(request: web.Request) -> web.Response:
 async def presence(request: web.Request) -> web.Response:
     """``GET /api/v1/admin/channels/{name}/presence``."""
     await audit.admin_user(request)
-    channel = _channel(request)
+    channel = channel_param(request)
     gathered = await _ask(request, "presence", channel=channel)
     clients = sorted((PresenceClient(int(u), str(d), node)
                       for node, answer in gathered.answers.items()
@@ -226,7 +226,7 @@ async def presence(request: web.Request) -> web.Response:
 async def remove_history(request: web.Request) -> web.Response:
     """``DELETE /api/v1/admin/channels/{name}/history``."""
     admin = await audit.admin_user(request)
-    channel = _channel(request)
+    channel = channel_param(request)
     removed = await request.app[SERVICE].store.clear_channel(channel)
     await audit.record(request, admin, "channel.history.remove", f"channel:{channel}",
                        removed=removed)
