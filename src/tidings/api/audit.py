@@ -14,6 +14,7 @@ from aiohttp import web
 from tidings.api.errors import ApiError, json_response
 from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
+from tidings.auth import Identity
 from tidings.channels.access import is_admin
 from tidings.store.admin import NewAudit
 from tidings.store.base import User, now_ms
@@ -52,6 +53,17 @@ async def admin_user(request: web.Request) -> User:
         raise ApiError(403, "ADMIN_REQUIRED",
                        "this user is not an admin (see the admin_users setting)")
     return user
+
+
+async def is_operator(request: web.Request, identity: Identity) -> bool:
+    """True for a token with the ``admin`` scope, and for an unscoped token (a login) of
+    a user in ``admin_users`` (the console's operators)."""
+    if is_admin(identity.scopes):
+        return True
+    if identity.scopes is not None or not request.app.get(ADMIN_USERS):
+        return False
+    user = await request.app[SERVICE].store.get_user(identity.user_id)
+    return user is not None and user.username in request.app[ADMIN_USERS]
 
 
 async def record(request: web.Request, actor: User | int, action: str, target: str,

@@ -153,7 +153,8 @@ async def _manager(request: web.Request) -> Identity:
 async def _own_token(request: web.Request, me: Identity) -> Token:
     token_id = _path_id(request)
     token = await request.app[SERVICE].store.get_token_by_id(token_id)
-    if token is None or (token.user_id != me.user_id and not is_admin(me.scopes)):
+    if token is None or (token.user_id != me.user_id
+                         and not await audit.is_operator(request, me)):
         raise ApiError(404, "TOKEN_NOT_FOUND", f"no token {token_id}")
     return token
 
@@ -172,7 +173,7 @@ async def create(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     owner = me.user_id
     if body.user_id is not None and body.user_id != me.user_id:
-        if not is_admin(me.scopes):
+        if not await audit.is_operator(request, me):
             raise ApiError(403, "PERMISSION_DENIED",
                            "only an admin may create tokens for other users")
         if await service.store.get_user(body.user_id) is None:
@@ -192,7 +193,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     """``GET /api/v1/tokens[?user_id=N]``: the caller's tokens (an admin: anyone's)."""
     me = await _manager(request)
     user_id = int_param(request, "user_id", me.user_id, low=1) or me.user_id
-    if user_id != me.user_id and not is_admin(me.scopes):
+    if user_id != me.user_id and not await audit.is_operator(request, me):
         raise ApiError(403, "PERMISSION_DENIED", "only an admin may list other users' tokens")
     tokens = await request.app[SERVICE].store.list_tokens(user_id)
     return json_response({"tokens": [token_view(t) for t in tokens]})
@@ -253,7 +254,7 @@ async def revoke_batch(request: web.Request) -> web.Response:
     yours or already revoked are skipped. Answers the ids revoked now."""
     me = await _manager(request)
     body = await read_json(request, BatchRevoke)
-    owner = None if is_admin(me.scopes) else me.user_id
+    owner = None if await audit.is_operator(request, me) else me.user_id
     revoked = await request.app[REVOCATIONS].revoke(owner, body.ids)
     if revoked:
         await audit.record(request, me.user_id, "token.revoke",
