@@ -1,6 +1,7 @@
 // The operator dashboard: polls GET /api/v1/admin/overview once a second and draws it.
 // Every figure shown comes from that answer; nothing is computed from guesses.
 import { ApiFailure, api, fill, h, login } from "./common.js";
+import { startConsole, stopConsole } from "./console.js";
 
 const KEY = "tidings.admin";
 const POLL_MS = 1000;
@@ -114,10 +115,12 @@ function start() {
   $("who-name").textContent = `Signed in as ${session.username}`;
   show("board");
   poll();
+  startConsole(session);
 }
 
 function logout(message = "") {
   clearTimeout(timer);
+  stopConsole();
   session = null;
   sessionStorage.removeItem(KEY);
   $("login-error").textContent = message;
