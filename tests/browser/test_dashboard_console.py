@@ -110,8 +110,8 @@ async def test_the_console_acts(node: RunningServer, new_tab: NewTab, receiver: 
         await wait_for(tab, f"!!document.querySelector('[data-user=\"{bob}\"]')")
         await click(tab, f"[data-user=\"{bob}\"]")
         await wait_for(tab, "document.querySelectorAll('#user-conns [data-key]').length === 2")
-        laptop_key = f"{node.node.node_id}/" + [
-            c.id for c in node.node.hub.connections(bob) if c.device_id == "laptop"][0]
+        laptop_key = f"{node.node.node_id}/" + next(
+            c.id for c in node.node.hub.connections(bob) if c.device_id == "laptop")
         assert "laptop" in await tab.run(cells("user-conns"))
         await click(tab, f"[data-key=\"{laptop_key}\"]")
         assert await bob_laptop.closed_with() == 4000
