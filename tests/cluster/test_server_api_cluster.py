@@ -1,5 +1,5 @@
-"""The server API across two nodes in this process (one Redis bus, one PostgreSQL
-store): an admin asking node A sees and acts on what node B holds."""
+"""The server API across two nodes in this process (a Redis or a PostgreSQL bus, one
+PostgreSQL store): an admin asking node A sees and acts on what node B holds."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from tests.support.wire import Wire
 from tidings.protocol.codes import MsgType
 
 
-@pytest.fixture
-async def pair(redis_url: str, postgres_server: PostgresServer
+@pytest.fixture(params=["redis-bus", "postgres-bus"])
+async def pair(request: pytest.FixtureRequest, postgres_server: PostgresServer
                ) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two nodes on one PostgreSQL store, on a Redis bus or on the PostgreSQL bus."""
     name = f"sapi_{secrets.token_hex(6)}"
     url = postgres_server.create_database(name)
-    settings = {"bus_url": redis_url, "heartbeat_interval": 0.2, "node_timeout": 1.0}
+    bus = request.getfixturevalue("redis_url") if request.param == "redis-bus" else url
+    settings = {"bus_url": bus, "heartbeat_interval": 0.2, "node_timeout": 1.0}
     a = await RunningServer(url, **settings).start()
     b = await RunningServer(url, **settings).start()
     try:

@@ -8,6 +8,7 @@ const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 let session = JSON.parse(sessionStorage.getItem(KEY) || "null");
 let timer = null;
+let consoleOn = false;
 
 function show(view) {
   $("login-view").hidden = view !== "login";
@@ -100,6 +101,10 @@ async function poll() {
   clearTimeout(timer);
   try {
     render(await api("/api/v1/admin/overview", { token: session.token }));
+    if (!consoleOn) {  // only once the node has accepted this user as an admin
+      consoleOn = true;
+      startConsole(session);
+    }
   } catch (err) {
     if (err instanceof ApiFailure && (err.status === 401 || err.status === 403)) {
       logout(err.status === 403 ? "This user is not an admin (admin_users setting)."
@@ -115,11 +120,11 @@ function start() {
   $("who-name").textContent = `Signed in as ${session.username}`;
   show("board");
   poll();
-  startConsole(session);
 }
 
 function logout(message = "") {
   clearTimeout(timer);
+  consoleOn = false;
   stopConsole();
   session = null;
   sessionStorage.removeItem(KEY);
