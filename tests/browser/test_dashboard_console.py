@@ -161,6 +161,7 @@ async def test_the_console_acts(node: RunningServer, new_tab: NewTab, receiver: 
                        "webhook.replay"):
             await wait_for(tab, f"{cells('audit')}.includes('{action}')")
         assert "|root|" in await tab.run(cells("audit"))
+        await tab.run("document.getElementById('console').scrollIntoView()")
         await screenshot(tab, "console", tmp_path)
         assert tab.errors == []
         await bob_phone.close()
