@@ -96,6 +96,12 @@ async def test_connections_of_every_transport_and_disconnects(
     assert await laptop.closed_with() == 4321
     await phone.send(MsgType.PING, {})
     assert (await phone.expect(MsgType.PONG))[0] > 0
+    # Connection ids are unique per node only: another node's "c5" is not this one's.
+    [phone_conn] = node.node.hub.connections(user_id)
+    status, body = await call(http, node, "POST", "/api/v1/admin/disconnect", boss,
+                              {"user_id": user_id, "connection": f"other-node/{phone_conn.id}"})
+    assert (status, body) == (200, {"closed": 0, "missing_nodes": []})
+    assert not phone_conn.closed
 
     # Every other connection of the user, on all three transports.
     status, body = await call(http, node, "POST", "/api/v1/admin/disconnect", boss,

@@ -112,6 +112,9 @@ class ClusterControl:
         if kind == "connections":
             return {"connections": node.connections(args.get("user_id"))}
         if kind == "disconnect":
+            # Connection ids are unique per node only: one named connection is its node's.
+            if args.get("node") not in (None, self.node_id):
+                return {"closed": 0}
             return {"closed": node.disconnect(int(args["user_id"]), args.get("conn_id"),
                                               int(args["code"]), str(args["reason"]))}
         if kind == "unsubscribe":

@@ -172,13 +172,13 @@ async def disconnect(request: web.Request) -> web.Response:
     """``POST /api/v1/admin/disconnect``."""
     admin = await audit.admin_user(request)
     body = await read_json(request, DisconnectRequest)
-    conn_id = None
+    node = conn_id = None
     if body.connection is not None:
         node, conn_id = body.connection.split("/", 1)
-    gathered = await _ask(request, "disconnect", user_id=body.user_id, conn_id=conn_id,
-                          code=body.code, reason=body.reason)
+    gathered = await _ask(request, "disconnect", user_id=body.user_id, node=node,
+                          conn_id=conn_id, code=body.code, reason=body.reason)
     if body.connection is not None:  # only the node that holds it counts
-        closed = int(gathered.answers.get(node, {}).get("closed", 0))
+        closed = int(gathered.answers.get(node or "", {}).get("closed", 0))
     else:
         closed = sum(int(a.get("closed", 0)) for a in gathered.answers.values())
     await audit.record(request, admin, "user.disconnect", f"user:{body.user_id}",
