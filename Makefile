@@ -20,11 +20,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(PYCLIENT)/pyproject.toml src/tidings/__init__.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e $(PYCLIENT) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(PYCLIENT)/pyproject.toml | $(BIN)/python
+# The version lives in src/tidings/__init__.py: a new one reinstalls, so the metadata agrees.
+$(VENV)/.dev: pyproject.toml $(PYCLIENT)/pyproject.toml src/tidings/__init__.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e $(PYCLIENT) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
