@@ -103,6 +103,13 @@ class RpcPayload(Payload):
     data: Any = None
 
 
+class RefreshPayload(Payload):
+    """``Refresh`` (14): a new credential for this connection — an access token (JWT or
+    ``tdg_``) of the same user, or a refresh token (``tdr_``), rotated by the server."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
 # server -> client
 
 
@@ -221,3 +228,13 @@ class RpcResponsePayload(Payload, omit_defaults=False):
 
     method: str
     data: Any
+
+
+class RefreshResponsePayload(Payload):
+    """``RefreshRsp`` (116): the connection's credential now expires at ``expires_at`` (ms
+    since the epoch; null: never). After a refresh token, ``token`` is the new JWT and
+    ``refresh_token`` the next refresh token (the one sent is used up)."""
+
+    expires_at: int | None = None
+    token: str = ""
+    refresh_token: str = ""
