@@ -20,6 +20,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+import msgspec
+
 from tidings.auth.jwt_keys import JwtError, JwtKeys
 from tidings.auth.tokens import AuthError, hash_token
 from tidings.store.base import Store, now_ms
@@ -27,6 +29,13 @@ from tidings.store.base import Store, now_ms
 REFRESH_PREFIX = "tdr_"
 FAMILY_PREFIX = "refresh "
 """Refresh token rows are named ``refresh <family>``; one family per log-in."""
+
+_REUSED = "refresh_reused_at"  # device_info key marking a refresh token shown twice
+
+
+def _reused() -> AuthError:
+    return AuthError("refresh token already used or revoked: every token of its log-in is "
+                     "revoked; log in again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +85,23 @@ class RefreshTokens:
             raise AuthError("invalid refresh token")
         now = now_ms()
         if row.revoked_at is not None or not await self._store.revoke_token(row.id, now):
+            # Marked first, so that a racing winner still creating its new token sees the
+            # mark once it has (see below); revoked second, to catch it if it did already.
+            await self._store.update_token(msgspec.structs.replace(
+                row, device_info={**row.device_info, _REUSED: str(now)}))
             await self.revoke_family(row.user_id, row.name)
-            raise AuthError("refresh token already used or revoked: every token of its "
-                            "log-in is revoked; log in again")
+            raise _reused()
         if row.expires_at is not None and row.expires_at <= now:
             raise AuthError("refresh token expired; log in again")
         if await self._store.get_user(row.user_id) is None:
             raise AuthError("unknown user")
-        return await self.issue(row.user_id, device_id=row.device_id, scopes=row.scopes,
+        pair = await self.issue(row.user_id, device_id=row.device_id, scopes=row.scopes,
                                 family=row.name.removeprefix(FAMILY_PREFIX))
+        used = await self._store.get_token_by_id(row.id)
+        if used is None or _REUSED in used.device_info:  # someone reused it meanwhile
+            await self.revoke_family(row.user_id, row.name)
+            raise _reused()
+        return pair
 
     async def revoke_family(self, user_id: int, name: str) -> list[int]:
         """Revoke every live refresh token of one log-in; return their ids."""

@@ -95,7 +95,7 @@ class EditingSockets:
         self.allowed_origins = allowed_origins
         self.write_timeout = write_timeout
         self.peers: dict[str, set[EditingPeer]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[Any]] = set()
 
     async def _identify(self, request: web.Request) -> Identity:
         # Browsers cannot set headers on a WebSocket: the token may come as ?token=.
