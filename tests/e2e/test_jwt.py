@@ -105,7 +105,8 @@ async def test_a_connection_closes_4402_when_its_jwt_expires_unless_refreshed(
         token = pair["refresh_token"]
         await stays.send(MsgType.REFRESH, {"token": pair["token"]})
         _, rsp = await stays.expect(MsgType.REFRESH_RSP)
-        assert rsp["expires_at"] == pair["expires_at"] and "token" not in rsp  # only after a refresh token
+        # token and refresh_token come only after a refresh token.
+        assert rsp["expires_at"] == pair["expires_at"] and "token" not in rsp
 
     await asyncio.sleep(2)
     await renew()

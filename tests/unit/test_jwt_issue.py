@@ -76,7 +76,7 @@ async def test_an_algorithm_no_key_has_and_an_unusable_key_stop_start_up(sqlite_
         Authenticator(sqlite_store, Settings(jwt_private_key_file=ed, jwt_algorithm="HS256"))
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key")
-    with pytest.raises(ValueError, match="jwt_private_key_file .* is not a usable PEM private"):
+    with pytest.raises(ValueError, match=r"jwt_private_key_file .* is not a usable PEM private"):
         Authenticator(sqlite_store, Settings(jwt_private_key_file=str(junk)))
     p384 = pem_file(tmp_path, ec.generate_private_key(ec.SECP384R1()), "p384.pem")
     with pytest.raises(ValueError, match="secp384r1 is not P-256"):
@@ -116,7 +116,8 @@ async def test_audience_issuer_and_leeway_are_enforced(sqlite_store, user_id):
     now = int(time.time())
     good = {"sub": str(user_id), "exp": now + 60, "aud": "tidings", "iss": "https://chat.example"}
     assert (await auth.verify(jwt.encode(good, SECRET, algorithm="HS256"))).user_id == user_id
-    for change, words in (({"aud": "other"}, "(?i)audience"), ({"iss": "https://evil"}, "(?i)issuer"),
+    for change, words in (({"aud": "other"}, "(?i)audience"),
+                          ({"iss": "https://evil"}, "(?i)issuer"),
                           ({"aud": None}, "aud"), ({"iss": None}, "iss")):
         claims = {k: v for k, v in {**good, **change}.items() if v is not None}
         with pytest.raises(AuthError, match=words):
