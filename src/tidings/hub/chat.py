@@ -138,7 +138,8 @@ class ChatService:
         self.registry.settled(conn.id)  # the hub reports it from now on
         first = claim.live_before == 0  # the user's first connection in the cluster
         self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
-            success=True, user_id=conn.user_id, device_id=conn.device_id, data=data))
+            success=True, user_id=conn.user_id, device_id=conn.device_id, data=data,
+            expires_at=identity.expires_at))
         log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
                  conn.device_id, conn.remote)
         try:

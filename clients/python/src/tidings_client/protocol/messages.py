@@ -114,13 +114,16 @@ class RefreshPayload(Payload):
 
 
 class AuthResponsePayload(Payload):
-    """``MsgAuthRsp``; ``data`` only if the connect hook returned some."""
+    """``MsgAuthRsp``; ``data`` only if the connect hook returned some; ``expires_at``
+    (ms since the epoch) when the credential expires, if it does — send ``Refresh``
+    before then."""
 
     success: bool
     user_id: int = 0
     error: str = ""
     device_id: str = ""
     data: Any = None
+    expires_at: int | None = None
 
 
 class Message(Payload, omit_defaults=False, gc=False):
