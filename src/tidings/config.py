@@ -35,6 +35,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bus_url: str = "memory://"
     jwt_secret: str = ""
     jwt_public_key_file: str = ""
+    # JWTs issued and refreshed (issue 21 item 4)
+    jwt_algorithm: Literal["", "HS256", "RS256", "ES256", "EdDSA"] = ""
+    jwt_private_key_file: str = ""
+    jwt_key_id: str = ""
+    jwt_ttl: Annotated[float, msgspec.Meta(gt=0)] = 900.0
+    refresh_token_ttl: Annotated[float, msgspec.Meta(gt=0)] = 30 * 86400.0
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: Annotated[float, msgspec.Meta(ge=0, le=300)] = 0.0
+    jwks_url: str = ""
+    jwks_cache_ttl: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     token_ttl: float = 30 * 86400.0
     auth_timeout: float = 10.0
     idle_timeout: float = 60.0
@@ -119,7 +130,23 @@ HELP: dict[str, str] = {
     "database_url": "store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
     "bus_url": "bus between nodes: memory://, redis://HOST:PORT/DB or postgresql://...",
     "jwt_secret": "accept HS256 JWTs signed with this secret (sub = user id)",
-    "jwt_public_key_file": "accept RS256 JWTs verified with this PEM public key",
+    "jwt_public_key_file": "accept JWTs verified with this PEM public key (RSA: RS256, "
+                           "EC P-256: ES256, Ed25519: EdDSA)",
+    "jwt_algorithm": "algorithm of the JWTs /api/v1/auth/token issues: HS256 (jwt_secret), "
+                     "RS256, ES256 or EdDSA (jwt_private_key_file); empty: the key's own",
+    "jwt_private_key_file": "sign issued JWTs with this PEM private key (unencrypted; RSA, "
+                            "EC P-256 or Ed25519); its public half verifies them",
+    "jwt_key_id": "kid header of issued JWTs (empty: none)",
+    "jwt_ttl": "lifetime of JWTs issued by /api/v1/auth/token and refresh, seconds",
+    "refresh_token_ttl": "lifetime of refresh tokens (tdr_...), seconds; each use rotates it",
+    "jwt_audience": "aud of issued JWTs; when set, a JWT without this aud is refused",
+    "jwt_issuer": "iss of issued JWTs; when set, a JWT without this iss is refused",
+    "jwt_leeway": "seconds of clock difference allowed when checking exp, nbf and iat "
+                  "(0-300)",
+    "jwks_url": "also accept JWTs signed by a key of this JSON Web Key Set "
+                "(https://.../jwks.json), chosen by the token's kid",
+    "jwks_cache_ttl": "seconds the JWKS is kept before it is fetched again (a token with "
+                      "an unknown kid fetches it at once, at most once a second)",
     "token_ttl": "lifetime of access tokens issued by /api/v1/auth/login, seconds",
     "auth_timeout": "seconds a new connection has to send MsgAuth",
     "idle_timeout": "seconds without any frame before a connection is closed",

@@ -27,6 +27,7 @@ URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "database_url": ("sqlite", "postgresql", "postgres", "redis", "rediss"),
     "bus_url": ("memory", "redis", "rediss", "postgresql", "postgres"),
     "cache_url": ("redis", "rediss"),
+    "jwks_url": ("http", "https"),
 }
 """The schemes each URL setting accepts; a URL setting not listed takes any scheme."""
 

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from tidings import __version__, logs
-from tidings.api import asyncapi, audit, openapi, users
+from tidings.api import asyncapi, audit, jwt_routes, openapi, users
 from tidings.api.cluster import add_cluster_routes
 from tidings.api.cors import add_cors
 from tidings.api.errors import (
@@ -47,6 +47,7 @@ from tidings.gateway.connection import Connection
 from tidings.gateway.websocket import Gateway
 from tidings.hooks.connect import SocketIoConnectHook
 from tidings.hub.chat import ChatService
+from tidings.hub.credentials import CredentialRefresh
 from tidings.hub.hub import Hub
 from tidings.hub.rpc import RpcCalls
 from tidings.metrics import Metrics, pool_waiting, serve_metrics
@@ -91,10 +92,12 @@ class Server:
         self.broker = Broker(self.service)
         self.hub.listeners.append(self.broker.on_event)
         self.rpc = RpcCalls(self.service)
+        self.credentials = CredentialRefresh(self.service)
         self.gateway.handlers.update({MsgType.SUBSCRIBE: self.broker.ws_subscribe,
                                       MsgType.UNSUBSCRIBE: self.broker.ws_unsubscribe,
                                       MsgType.PUBLISH: self.broker.ws_publish,
-                                      MsgType.RPC: self.rpc.ws_rpc})
+                                      MsgType.RPC: self.rpc.ws_rpc,
+                                      MsgType.REFRESH: self.credentials.ws_refresh})
         self.gateway.on_disconnect.extend([self.broker.disconnected, self.rpc.disconnected])
         if settings.access_log:
             self.gateway.on_disconnect.append(self._ws_closed)
@@ -192,6 +195,7 @@ class Server:
         app.router.add_get("/ws", self.gateway.handle)
         openapi.describe(app, [asyncapi.WEBSOCKET])
         add_routes(app)
+        jwt_routes.add_routes(app)
         app[RATE_LIMITER] = HttpRateLimiter(self.settings.http_rate_limit,
                                             self.settings.http_rate_burst)
         add_channel_routes(app, self.broker)

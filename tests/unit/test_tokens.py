@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -44,7 +45,7 @@ async def user_id(sqlite_store) -> int:
     return (await sqlite_store.create_user("alice", "!no-password")).id
 
 
-def claims(sub: object, **extra: object) -> dict[str, object]:
+def claims(sub: object, **extra: object) -> dict[str, Any]:
     return {"sub": sub, "exp": int(time.time()) + 60, **extra}
 
 
@@ -81,7 +82,8 @@ async def test_an_issued_token_verifies_and_records_its_use(sqlite_store, user_i
     assert before + 60_000 <= expires_at <= now_ms() + 60_000
     row = await sqlite_store.get_token(hash_token(token))
     assert row is not None and row.token_hash != token and row.last_used_at is None
-    assert await auth.verify(token) == Identity(user_id, "phone", row.id)
+    assert await auth.verify(token) == Identity(user_id, "phone", row.id,
+                                                expires_at=row.expires_at)
     assert (await sqlite_store.get_token(hash_token(token))).last_used_at is not None
 
 
@@ -108,10 +110,13 @@ async def test_a_token_of_unknown_format_is_refused(sqlite_store, token):
 async def test_an_rs256_jwt_signed_by_the_configured_key_authenticates(
         sqlite_store, user_id, rsa_key, public_key_file):
     auth = Authenticator(sqlite_store, Settings(jwt_public_key_file=str(public_key_file)))
-    token = jwt.encode(claims(str(user_id), device_id="web"), rsa_key, algorithm="RS256")
-    assert await auth.verify(token) == Identity(user_id, "web")
-    plain = jwt.encode(claims(str(user_id), device_id=42), rsa_key, algorithm="RS256")
-    assert await auth.verify(plain) == Identity(user_id, None)  # a non-string device is ignored
+    web = claims(str(user_id), device_id="web")
+    token = jwt.encode(web, rsa_key, algorithm="RS256")
+    assert await auth.verify(token) == Identity(user_id, "web", expires_at=web["exp"] * 1000)
+    numeric = claims(str(user_id), device_id=42)
+    plain = jwt.encode(numeric, rsa_key, algorithm="RS256")
+    # A non-string device is ignored.
+    assert await auth.verify(plain) == Identity(user_id, None, expires_at=numeric["exp"] * 1000)
 
 
 async def test_an_rs256_jwt_signed_by_another_key_is_refused(sqlite_store, user_id,
@@ -183,7 +188,7 @@ async def test_with_both_keys_configured_either_kind_of_jwt_authenticates(
                                                 jwt_public_key_file=str(public_key_file)))
     hs = jwt.encode(claims(str(user_id)), SECRET, algorithm="HS256")
     rs = jwt.encode(claims(str(user_id)), rsa_key, algorithm="RS256")
-    assert await auth.verify(hs) == await auth.verify(rs) == Identity(user_id)
+    assert (await auth.verify(hs)).user_id == (await auth.verify(rs)).user_id == user_id
     # An opaque token still works alongside JWTs.
     opaque, _ = await auth.issue(user_id)
     assert (await auth.verify(opaque)).user_id == user_id

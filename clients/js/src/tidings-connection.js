@@ -24,6 +24,12 @@ import {
  * @property {ReconnectPolicy | false} [reconnect] the backoff policy; false disables reconnection
  * @property {number} [connectTimeout] ms for opening and authenticating (default 10000)
  * @property {typeof WebSocket} [WebSocket] a WebSocket class (default: the global one)
+ * @property {(() => Promise<string>) | null} [getToken] a fresh token for this user: called
+ *   when there is none, on reconnects once the last one expired (or after close 4402), and
+ *   `refreshMargin` ms before the credential expires, to renew it in-band (Refresh). Reject
+ *   with AuthError if the user may no longer connect; other failures are retried.
+ * @property {number} [refreshMargin] ms before expiry to refresh (default 30000; at most
+ *   half the remaining lifetime)
  */
 
 /**
@@ -39,20 +45,29 @@ const OPEN = 1;
 export class Connection extends EventTarget {
   /**
    * @param {string} url the server's /ws URL, e.g. "ws://127.0.0.1:8443/ws"
-   * @param {string} token from POST /api/v1/auth/login or /api/v1/tokens
+   * @param {string | null} token from POST /api/v1/auth/login, /api/v1/auth/token or
+   *   /api/v1/tokens; null or "" with `getToken`
    * @param {ClientOptions} [options]
    */
   constructor(url, token, {
     deviceId = null, codec = null, msgpack = null, autoAck = true, pingInterval = 30000,
     pingTimeout = 10000, reconnect = new ReconnectPolicy(), connectTimeout = 10000,
-    WebSocket: socketClass = globalThis.WebSocket,
+    WebSocket: socketClass = globalThis.WebSocket, getToken = null, refreshMargin = 30000,
   } = {}) {
     super();
     if (typeof socketClass !== "function") {
       throw new TypeError("no WebSocket: pass { WebSocket } (Node 20: --experimental-websocket)");
     }
+    if (!token && !getToken) throw new TypeError("give a token or a getToken callback");
     this.url = url;
-    this.token = token;
+    this.token = token ?? "";
+    this.getToken = getToken;
+    this.refreshMargin = refreshMargin;
+    /** @type {number | null} when the connection's credential expires (ms since the epoch) */
+    this.expiresAt = null;
+    this._tokenRefused = false;         // closed with 4402: ask getToken before reconnecting
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._refreshTimer = undefined;
     /** @type {Codec} */
     this.codec = codec ?? (msgpack ? new MsgpackCodec(msgpack) : defaultCodec());
     this.options = { autoAck, pingInterval, pingTimeout, connectTimeout };
@@ -199,6 +214,75 @@ export class Connection extends EventTarget {
   _attemptNow() {
     this.nextAttemptAt = null;
     this._setState("connecting");
+    const stale = this.expiresAt !== null && Date.now() >= this.expiresAt - 1000;
+    if (this.getToken && (!this.token || stale || this._tokenRefused)) {
+      this._callGetToken().then((token) => {
+        if (this._closedByUser || this.state !== "connecting") return;
+        this.token = token;
+        this.expiresAt = null;
+        this._tokenRefused = false;
+        this._openSocket();
+      }, (err) => {
+        if (this._closedByUser) return;
+        const refused = err instanceof AuthError;
+        this._lost({ code: refused ? CloseCode.AUTH_FAILED : CloseCode.ABNORMAL,
+                     reason: `getToken failed: ${err.reason ?? err.message ?? err}` });
+      });
+      return;
+    }
+    this._openSocket();
+  }
+
+  /** @returns {Promise<string>} */
+  async _callGetToken() {
+    if (!this.getToken) throw new AuthError("WS_AUTH_FAILED", "no getToken callback");
+    const token = await this.getToken();
+    if (typeof token !== "string" || !token) {
+      throw new AuthError("WS_AUTH_FAILED", "getToken returned no token");
+    }
+    return token;
+  }
+
+  /**
+   * Get a token from getToken and send it as Refresh now; resolves with the new expiry
+   * (ms since the epoch, null: none). Rejects with TidingsError (WS_AUTH_FAILED) if the
+   * server refuses it: the old credential then runs on until it expires (close 4402).
+   * @returns {Promise<number | null>}
+   */
+  async refresh() {
+    const token = await this._callGetToken();
+    const answer = await this._request(MsgType.REFRESH, { token });
+    this.token = answer.token || token;
+    this.expiresAt = answer.expires_at ?? null;
+    this._emit("refreshed", { expiresAt: this.expiresAt });
+    this._scheduleRefresh();
+    return this.expiresAt;
+  }
+
+  /** Arm the refresh ahead of the credential's expiry (with getToken only). */
+  _scheduleRefresh() {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = undefined;
+    if (!this.getToken || this.expiresAt === null) return;
+    const remaining = this.expiresAt - Date.now();
+    const delay = Math.max(0, remaining - Math.min(this.refreshMargin, remaining / 2));
+    const ws = this._ws;
+    this._refreshTimer = setTimeout(() => {
+      if (this._ws !== ws || this.state !== "active") return;
+      this.refresh().catch((/** @type {any} */ err) => {
+        this._emit("error", { code: err.code ?? "CLIENT_REFRESH_FAILED",
+                              message: err.reason ?? String(err), seq: 0 });
+        // Try again while the credential lasts; at its end the server closes (4402).
+        const left = (this.expiresAt ?? 0) - Date.now();
+        if (this._ws === ws && left > 0) {
+          this._refreshTimer = setTimeout(() => this._scheduleRefresh(),
+                                          Math.min(5000, Math.max(500, left / 4)));
+        }
+      });
+    }, delay);
+  }
+
+  _openSocket() {
     /** @type {WebSocket} */
     let ws;
     try {
@@ -249,6 +333,7 @@ export class Connection extends EventTarget {
     }
     this.userId = payload.user_id;
     this.deviceId = payload.device_id;
+    this.expiresAt = payload.expires_at ?? null;
     this._setState("syncing");
   }
 
@@ -296,6 +381,8 @@ export class Connection extends EventTarget {
   /** @param {Error} error what pending requests of this socket are rejected with */
   _teardown(error) {
     clearInterval(this._pingTimer);
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = undefined;
     clearTimeout(this._deadline);
     this._pingTimer = undefined;
     if (this._ws) {
@@ -312,8 +399,12 @@ export class Connection extends EventTarget {
     this._refusal = null;
     this._teardown(new ConnectionLostError(`connection lost (${code})`));
     if (this._closedByUser) return;
+    // 4402: the credential expired. With getToken, reconnect with a new one; without,
+    // the same token would only be refused.
+    const expired = code === CloseCode.TOKEN_EXPIRED;
+    if (expired) this._tokenRefused = true;
     const authFailed = code === CloseCode.AUTH_FAILED || code === CloseCode.TOKEN_REVOKED ||
-      refusal?.code === "WS_AUTH_FAILED";
+      refusal?.code === "WS_AUTH_FAILED" || (expired && !this.getToken);
     const first = this._firstConnect && !this._firstConnect.retry;
     /** @type {number | null} */
     let delay = null;

@@ -96,6 +96,7 @@
  * @property {{channel: string, event: "join" | "leave", userId: number, deviceId: string}} channelpresence
  * @property {{code: string, message: string, seq: number}} error an error frame that answers no request
  * @property {Frame} frame a server frame of a type the client does not handle
+ * @property {{expiresAt: number | null}} refreshed the credential was renewed in-band (Refresh)
  */
 
 export {};

@@ -41,7 +41,8 @@ export { Connection };
 export class Client extends Connection {
   /**
    * @param {string} url the server's /ws URL, e.g. "ws://127.0.0.1:8443/ws"
-   * @param {string} token from POST /api/v1/auth/login or /api/v1/tokens
+   * @param {string | null} token from POST /api/v1/auth/login, /api/v1/auth/token or
+   *   /api/v1/tokens; null or "" with `options.getToken`
    * @param {ClientOptions} [options]
    */
   constructor(url, token, options = {}) {
@@ -158,6 +159,19 @@ export class Client extends Connection {
   }
 
   /**
+   * Call `method` of the application's backend through the server (Rpc); resolves with the
+   * `data` of its answer. Rejects with TidingsError: WS_REFUSED_BY_BACKEND (the backend's
+   * message), WS_BACKEND_UNAVAILABLE, or ConnectionLostError (not re-sent: a call may not
+   * be safe to repeat).
+   * @param {string} method
+   * @param {unknown} [data] any JSON value
+   * @returns {Promise<unknown>}
+   */
+  rpc(method, data = null) {
+    return this._request(MsgType.RPC, { method, data }, (rsp) => rsp.data);
+  }
+
+  /**
    * Round trip of one MsgPing, in milliseconds.
    * @returns {Promise<number>}
    */
@@ -210,6 +224,7 @@ export class Client extends Connection {
     this._hadSession = true;
     this._setState("active");
     this._startPings();
+    this._scheduleRefresh();
     for (const chat of this._chats.values()) this._send(MsgType.CHAT, chat.seq, chat.payload);
     for (const p of this._publishes.values()) this._send(MsgType.PUBLISH, p.seq, p.payload);
     if (reconnected) {
@@ -250,7 +265,9 @@ export class Client extends Connection {
         }
         break;
       }
-      case MsgType.PONG: this._answer(seq, payload); break;
+      case MsgType.PONG:
+      case MsgType.RPC_RSP:
+      case MsgType.REFRESH_RSP: this._answer(seq, payload); break;
       case MsgType.SUBSCRIBE_RSP:
       case MsgType.UNSUBSCRIBE_RSP: this._answer(seq, payload); break;
       case MsgType.PUBLICATION:

@@ -77,6 +77,9 @@ WS_MESSAGES = (
               (MsgType.PUBLISH_ACK, MsgType.ERROR)),
     WsMessage(MsgType.RPC, "Rpc", _C, m.RpcPayload, "Call a method of the application's "
               "backend (docs/integration.md)", (MsgType.RPC_RSP, MsgType.ERROR)),
+    WsMessage(MsgType.REFRESH, "Refresh", _C, m.RefreshPayload, "A new credential for this "
+              "connection before the current one expires (docs/security.md)",
+              (MsgType.REFRESH_RSP, MsgType.ERROR)),
     WsMessage(MsgType.AUTH_RSP, "MsgAuthRsp", _S, m.AuthResponsePayload, "Auth result"),
     WsMessage(MsgType.CHAT_PUSH, "MsgChatPush", _S, m.Message, "A message of your stream"),
     WsMessage(MsgType.SYNC_RSP, "MsgSyncRsp", _S, m.SyncResponsePayload,
@@ -100,6 +103,9 @@ WS_MESSAGES = (
               m.ChannelPresencePushPayload, "Someone joined or left a channel"),
     WsMessage(MsgType.RPC_RSP, "RpcRsp", _S, m.RpcResponsePayload,
               "The backend's answer to Rpc (same seq)"),
+    WsMessage(MsgType.REFRESH_RSP, "RefreshRsp", _S, m.RefreshResponsePayload,
+              "The new credential is taken (same seq): when it expires, and after a "
+              "refresh token the new JWT and refresh token"),
 )
 
 _CLOSE_MEANING = {
@@ -116,6 +122,8 @@ _CLOSE_MEANING = {
     CloseCode.IDLE_TIMEOUT: "nothing received within idle_timeout",
     CloseCode.SLOW_CONSUMER: "send queue full or a write blocked; reconnect and sync",
     CloseCode.TOKEN_REVOKED: "the token was revoked: do not retry with it",
+    CloseCode.TOKEN_EXPIRED: "the credential expired without a Refresh: reconnect with a "
+                             "new token",
 }
 
 # Sent by the frame parser (RFC 6455) or seen by clients only: not in CloseCode.

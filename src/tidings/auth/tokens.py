@@ -3,8 +3,10 @@
 Opaque tokens (``tdg_`` + 43 random URL-safe characters) are issued by
 ``/api/v1/auth/login`` and ``tidings token create``; only their SHA-256 is
 stored (they carry 256 random bits, so a slow hash adds nothing). A JWT is
-accepted when a secret (HS256) or public key (RS256) is configured; its
-``sub`` is the user id and ``exp`` is required.
+accepted when a secret, a key or a JWKS URL is configured (jwt_keys.py); its
+``sub`` is the user id and ``exp`` is required. Every identity carries when its
+credential expires: the sockets close a connection whose credential runs out
+without a refresh.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import jwt
-
+from tidings.auth.jwt_keys import JwtError, JwtKeys
 from tidings.config import Settings
 from tidings.store.base import Store, Token, now_ms
 
@@ -38,6 +38,7 @@ class Identity:
     device_id: str | None = None
     token_id: int | None = None
     scopes: tuple[str, ...] | None = None  # None: every right of the user (see channels/access)
+    expires_at: int | None = None  # when the credential expires, ms since the epoch
 
 
 def hash_token(token: str) -> str:
@@ -56,11 +57,7 @@ class Authenticator:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._ttl_ms = int(settings.token_ttl * 1000)
-        self._keys: list[tuple[str | bytes, str]] = []
-        if settings.jwt_secret:
-            self._keys.append((settings.jwt_secret, "HS256"))
-        if settings.jwt_public_key_file:
-            self._keys.append((Path(settings.jwt_public_key_file).read_bytes(), "RS256"))
+        self.jwt = JwtKeys(settings)  # ValueError in words if a key file is unusable
         # Uses to record (token id -> when), written together: see _touch.
         self._touches: dict[int, int] = {}
         self._touched: asyncio.Future[None] | None = None  # resolves once those are stored
@@ -88,11 +85,18 @@ class Authenticator:
                                              scopes=scopes, device_info=device_info)
         return token, row
 
+    def seconds_left(self, identity: Identity) -> float | None:
+        """Seconds until a connection of ``identity`` must close (its credential's expiry
+        plus ``jwt_leeway``), or None if it never expires."""
+        if identity.expires_at is None:
+            return None
+        return max(0.0, (identity.expires_at - now_ms()) / 1000 + self.jwt.leeway)
+
     async def verify(self, token: str) -> Identity:
         """Return who ``token`` belongs to, or raise :class:`AuthError`."""
         if token.startswith(TOKEN_PREFIX):
             identity = await self._verify_opaque(token)
-        elif token.count(".") == 2 and self._keys:
+        elif token.count(".") == 2 and self.jwt.enabled:
             identity = await self._verify_jwt(token)
         else:
             raise AuthError("unknown token format")
@@ -113,7 +117,7 @@ class Authenticator:
             # Not on every request: a script publishing 50 times a second would
             # otherwise cost a write per publication on top of the publication itself.
             await self._touch(row.id, now)
-        return Identity(row.user_id, row.device_id, row.id, row.scopes)
+        return Identity(row.user_id, row.device_id, row.id, row.scopes, row.expires_at)
 
     async def _touch(self, token_id: int, at: int) -> None:
         """Record a use, stored before this returns; uses arriving while one write runs
@@ -144,26 +148,21 @@ class Authenticator:
                 done.set_result(None)
 
     async def _verify_jwt(self, token: str) -> Identity:
-        last: Exception | None = None
-        for key, alg in self._keys:
-            try:
-                claims = jwt.decode(token, key, algorithms=[alg],
-                                    options={"require": ["exp", "sub"]})
-            except jwt.ExpiredSignatureError:
-                raise AuthError("token expired") from None
-            except jwt.InvalidTokenError as exc:
-                last = exc
-                continue
-            sub = str(claims["sub"])
-            if not (sub.isascii() and sub.isdigit()) or not 0 < int(sub) < 2**63:
-                raise AuthError("JWT sub is not a user id")
-            user_id = int(sub)
-            if await self._store.get_user(user_id) is None:
-                raise AuthError("unknown user")
-            device = claims.get("device_id")
-            return Identity(user_id, device if isinstance(device, str) else None,
-                            scopes=_jwt_scopes(claims.get("scopes")))
-        raise AuthError(f"invalid JWT: {last}")
+        try:
+            claims = await self.jwt.decode(token)
+        except JwtError as exc:
+            raise AuthError(str(exc)) from None
+        sub = str(claims["sub"])
+        if not (sub.isascii() and sub.isdigit()) or not 0 < int(sub) < 2**63:
+            raise AuthError("JWT sub is not a user id")
+        user_id = int(sub)
+        if await self._store.get_user(user_id) is None:
+            raise AuthError("unknown user")
+        device = claims.get("device_id")
+        exp = claims["exp"]
+        return Identity(user_id, device if isinstance(device, str) else None,
+                        scopes=_jwt_scopes(claims.get("scopes")),
+                        expires_at=int(exp * 1000) if isinstance(exp, int | float) else None)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -79,6 +79,9 @@ class Connection:
         self.device_id = ""
         self.token_id: int | None = None  # the opaque token it authenticated with, if any
         self.scopes: tuple[str, ...] | None = None  # that token's scopes (None: unrestricted)
+        # When its credential runs out (ms since the epoch; None: never): closed with 4402
+        # then, unless a Refresh frame brings a new one (hub/credentials.py).
+        self.credential_expires: int | None = None
         self.binary = True
         # Delivery state: pushes are buffered while the backlog is replayed, and
         # a chat push with an id at or below last_pushed_id was already sent.
@@ -122,10 +125,13 @@ class Connection:
         return max(self.last_pushed_id, self.synced_id)
 
     def expired(self, now: float, auth_timeout: float, idle_timeout: float,
-                write_timeout: float) -> CloseCode | None:
-        """The close code of a timeout this connection has run into, if any."""
+                write_timeout: float, wall_ms: int = 0) -> CloseCode | None:
+        """The close code of a timeout this connection has run into, if any (``now`` is
+        the loop's clock, ``wall_ms`` the epoch's, for the credential's expiry)."""
         if not self.user_id and now - self.opened_at > auth_timeout:
             return CloseCode.AUTH_TIMEOUT
+        if self.credential_expires is not None and wall_ms >= self.credential_expires:
+            return CloseCode.TOKEN_EXPIRED
         if self.user_id and now - self.last_seen > idle_timeout:
             return CloseCode.IDLE_TIMEOUT
         if self.write_started and now - self.write_started > write_timeout:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,9 +88,10 @@ class Gateway:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)
-            now = loop.time()
+            now, wall_ms = loop.time(), int(time.time() * 1000)
             for conn in list(self.connections):
-                code = conn.expired(now, s.auth_timeout, s.idle_timeout, s.write_timeout)
+                code = conn.expired(now, s.auth_timeout, s.idle_timeout, s.write_timeout,
+                                    wall_ms)
                 if code is None or conn.closed or conn.expiry is not None:
                     continue
                 log.info("%s user %s: %s", conn.id, conn.user_id, code.name.lower())

@@ -74,7 +74,8 @@ async def connect_identity(hooks: Hooks, store: Store, base: dict[str, Any], tok
         device_id=result.device_id or device_id or (
             identity.device_id if identity is not None else None),
         token_id=identity.token_id if same and identity is not None else None,
-        scopes=scopes), result.data
+        scopes=scopes,
+        expires_at=identity.expires_at if same and identity is not None else None), result.data
 
 
 class SocketIoConnectHook:

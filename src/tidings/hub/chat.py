@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+from tidings.auth.refresh import RefreshTokens
 from tidings.auth.tokens import Authenticator, AuthError, Identity
 from tidings.bus.base import Bus, ChatEvent, PushEvent
 from tidings.cluster.base import Registry
@@ -71,6 +72,7 @@ class ChatService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ack_writer = AckWriter(store)
         self.hooks = Hooks(settings)  # the application's backend (docs/integration.md)
+        self.refresh = RefreshTokens(store, auth.jwt, settings.refresh_token_ttl)
 
     async def close(self) -> None:
         """Finish pending commits and ack writes."""
@@ -130,12 +132,14 @@ class ChatService:
         conn.user_id = identity.user_id
         conn.device_id = device_id
         conn.token_id, conn.scopes = identity.token_id, identity.scopes
+        conn.credential_expires = self.credential_expiry(identity)
         self._known_users.add(conn.user_id)
         self.hub.add(conn)
         self.registry.settled(conn.id)  # the hub reports it from now on
         first = claim.live_before == 0  # the user's first connection in the cluster
         self.reply(conn, MsgType.AUTH_RSP, seq, AuthResponsePayload(
-            success=True, user_id=conn.user_id, device_id=conn.device_id, data=data))
+            success=True, user_id=conn.user_id, device_id=conn.device_id, data=data,
+            expires_at=identity.expires_at))
         log.info("%s authenticated user %d device %s from %s", conn.id, conn.user_id,
                  conn.device_id, conn.remote)
         try:
@@ -148,6 +152,12 @@ class ChatService:
         if first:
             await self.presence.went_online(conn.user_id)
         return True
+
+    def credential_expiry(self, identity: Identity) -> int | None:
+        """When a connection of ``identity`` must close without a refresh (ms), or None."""
+        if identity.expires_at is None:
+            return None
+        return identity.expires_at + int(self.settings.jwt_leeway * 1000)
 
     async def _identify(self, conn: Connection, payload: AuthPayload) -> tuple[Identity, Any]:
         """The token's identity, passed through the connect hook if one is set

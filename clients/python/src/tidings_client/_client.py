@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from tidings_client._channels import ChannelMethods, Channels
+from tidings_client._credentials import CredentialMethods, TokenGetter
 from tidings_client._errors import AuthError, ClientClosedError, ConnectionLostError, TidingsError
 from tidings_client._events import (
     ChatAck,
@@ -40,6 +41,7 @@ from tidings_client.protocol.messages import (
     Payload,
     PresencePayload,
     PresenceStatus,
+    RpcPayload,
     SyncRequestPayload,
 )
 
@@ -48,7 +50,7 @@ log = logging.getLogger("tidings_client")
 T = TypeVar("T")
 
 
-class Client(ConnectionLoop, ChannelMethods):
+class Client(ConnectionLoop, ChannelMethods, CredentialMethods):
     """An async client for one device of one user.
 
     Use it as ``async with Client(url, token) as c:`` or call :meth:`connect`
@@ -67,16 +69,28 @@ class Client(ConnectionLoop, ChannelMethods):
     queued for :meth:`events`. ``ping_interval`` None disables keepalive pings;
     a ping unanswered within ``ping_timeout`` seconds counts as a dead connection.
     ``connector`` replaces the aiohttp WebSocket (see :class:`Transport`).
+
+    ``get_token`` (an async callable returning a token) is called for the first token
+    when ``token`` is empty, for a new one on reconnects once the last one expired, and
+    ``refresh_margin`` seconds before the connection's credential expires, to renew it
+    in-band (``Refresh``) without reconnecting (see ``_credentials.py``).
     """
 
-    def __init__(self, url: str, token: str, *, device_id: str | None = None,
+    def __init__(self, url: str, token: str = "", *, device_id: str | None = None,
                  binary: bool = True, auto_ack: bool = True,
                  ping_interval: float | None = 30.0, ping_timeout: float = 10.0,
                  reconnect: ReconnectPolicy | None = None, connect_timeout: float = 10.0,
-                 close_timeout: float = 5.0, connector: Connector | None = None) -> None:
+                 close_timeout: float = 5.0, connector: Connector | None = None,
+                 get_token: TokenGetter | None = None, refresh_margin: float = 30.0) -> None:
         """Configure the client; nothing is opened until :meth:`connect`."""
+        if not token and get_token is None:
+            raise ValueError("give a token or a get_token callback")
         self.url = url
         self.token = token
+        self._get_token = get_token
+        self._refresh_margin = refresh_margin
+        self._expires_at: int | None = None
+        self._token_refused = False
         self._device_id = device_id
         self._user_id: int | None = None
         self._binary = binary
@@ -203,6 +217,15 @@ class Client(ConnectionLoop, ChannelMethods):
         with contextlib.suppress(ConnectionLostError):  # _flush re-sends it anyway
             await self._send(MsgType.PRESENCE, PresencePayload(status=status))
 
+    async def rpc(self, method: str, data: Any = None) -> Any:
+        """Call ``method`` of the application's backend through the server (``Rpc``) and
+        return the ``data`` of its answer. Raise :class:`TidingsError` with
+        ``WS_REFUSED_BY_BACKEND`` (the backend's message) or ``WS_BACKEND_UNAVAILABLE``;
+        :class:`ConnectionLostError` if the connection drops first (not re-sent: a call
+        may not be safe to repeat)."""
+        return await self._request(MsgType.RPC, RpcPayload(method=method, data=data),
+                                   lambda body: body.get("data"), resend=False)
+
     async def ping(self) -> float:
         """Ping the server and return the round-trip time in seconds."""
         start = time.monotonic()
@@ -267,12 +290,14 @@ class Client(ConnectionLoop, ChannelMethods):
 
     async def _open(self) -> Transport:
         """Connect and authenticate once; raise a :class:`TidingsError` on failure."""
+        token = await self._token_for_connect()
         transport, rsp = await open_session(
-            self._connector, self.url, seq=next(self._seqs), token=self.token,
+            self._connector, self.url, seq=next(self._seqs), token=token,
             device_id=self._device_id, binary=self._binary, step_timeout=self._connect_timeout,
             close_timeout=self._close_timeout)
         self._user_id = rsp.user_id
         self._device_id = rsp.device_id or self._device_id
+        self._expires_at = rsp.expires_at
         return transport
 
     def _shutdown(self, error: TidingsError) -> None:

@@ -16,7 +16,8 @@ from tidings_client.protocol.messages import ErrorPayload, Payload
 T = TypeVar("T")
 
 REPLY_TYPE = {MsgType.CHAT: MsgType.CHAT_ACK, MsgType.SYNC_REQ: MsgType.SYNC_RSP,
-              MsgType.PING: MsgType.PONG, MsgType.PUBLISH: MsgType.PUBLISH_ACK}
+              MsgType.PING: MsgType.PONG, MsgType.PUBLISH: MsgType.PUBLISH_ACK,
+              MsgType.RPC: MsgType.RPC_RSP, MsgType.REFRESH: MsgType.REFRESH_RSP}
 """The server frame type that answers each request type."""
 
 

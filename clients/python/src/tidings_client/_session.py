@@ -18,7 +18,7 @@ from tidings_client._reconnect import ReconnectPolicy
 from tidings_client._requests import PendingRequests
 from tidings_client._transport import ABNORMAL_CLOSURE, Transport, TransportClosed
 from tidings_client.protocol.codec import ProtocolError, decode_server_frame
-from tidings_client.protocol.codes import TERMINAL_CLOSE_CODES, MsgType
+from tidings_client.protocol.codes import TERMINAL_CLOSE_CODES, CloseCode, MsgType
 from tidings_client.protocol.messages import AckPayload, Payload, PresencePayload, PresenceStatus
 
 log = logging.getLogger("tidings_client")
@@ -40,8 +40,12 @@ class ConnectionLoop:
     _presence: PresenceStatus | None
     _seqs: itertools.count[int]
     _transport: Transport | None
+    _get_token: Any
+    _token_refused: bool
 
     if TYPE_CHECKING:
+        async def _refresh_loop(self) -> tuple[int, str]: ...
+
         async def ping(self) -> float: ...
 
         async def _open(self) -> Transport: ...
@@ -67,6 +71,10 @@ class ConnectionLoop:
                 self._events.put(Disconnected(code, reason))
                 if code in TERMINAL_CLOSE_CODES:
                     raise AuthError(reason or "authentication revoked")
+                if code == CloseCode.TOKEN_EXPIRED:
+                    if self._get_token is None:
+                        raise AuthError("token expired (close 4402); give get_token to renew")
+                    self._token_refused = True  # the reconnect asks get_token first
                 transport = await self._reconnect()
         except TidingsError as exc:
             self._shutdown(exc)
@@ -105,6 +113,8 @@ class ConnectionLoop:
             self._connected.set()
             if self._ping_interval:
                 tasks.append(asyncio.create_task(self._keepalive(self._ping_interval)))
+            if self._get_token is not None:
+                tasks.append(asyncio.create_task(self._refresh_loop()))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             return (tasks[0] if tasks[0] in done else done.pop()).result()
         finally:

@@ -17,6 +17,7 @@ from tidings_client.http_types import (
     CreatedToken,
     CurrentToken,
     HistoryPage,
+    IssuedJwt,
     LoggedIn,
     PublishResult,
     Registered,
@@ -112,6 +113,28 @@ class HttpClient:
         if device_id is not None:
             body["device_id"] = device_id
         answer = await self._call("POST", "/api/v1/auth/login", LoggedIn, body=body, auth=False)
+        self.token = answer.token
+        return answer
+
+    async def issue_jwt(self, username: str, password: str, *, device_id: str | None = None,
+                        scopes: Sequence[str] | None = None) -> IssuedJwt:
+        """Log in for a short-lived JWT and a refresh token (the server needs
+        ``jwt_secret`` or ``jwt_private_key_file``); the JWT is kept for later calls."""
+        body: dict[str, Any] = {"username": username, "password": password}
+        if device_id is not None:
+            body["device_id"] = device_id
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        answer = await self._call("POST", "/api/v1/auth/token", IssuedJwt, body=body,
+                                  auth=False)
+        self.token = answer.token
+        return answer
+
+    async def refresh_jwt(self, refresh_token: str) -> IssuedJwt:
+        """Trade a refresh token for a new JWT and refresh token (the one given is used
+        up; ``401 INVALID_REFRESH_TOKEN`` if it was used before). The JWT is kept."""
+        answer = await self._call("POST", "/api/v1/auth/refresh", IssuedJwt,
+                                  body={"refresh_token": refresh_token}, auth=False)
         self.token = answer.token
         return answer
 

@@ -28,6 +28,18 @@ class LoggedIn(msgspec.Struct, frozen=True):
     expires_at: int | None  # milliseconds since the epoch; None: never
 
 
+class IssuedJwt(msgspec.Struct, frozen=True):
+    """``POST /api/v1/auth/token`` and ``/refresh``: a JWT (``token``, until
+    ``expires_at`` ms) and the refresh token that renews it once."""
+
+    token: str
+    token_type: str
+    expires_at: int
+    refresh_token: str
+    refresh_expires_at: int
+    user_id: int
+
+
 class HistoryPage(msgspec.Struct, frozen=True):
     """``GET /api/v1/messages``: messages with one peer, newest first.
 

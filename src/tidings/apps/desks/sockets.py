@@ -77,6 +77,7 @@ class DeskSockets:
         # sid → (user id, client address, connected at ms), for the server API.
         self._client_of: dict[str, tuple[int, str, int]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._expiries: dict[str, asyncio.TimerHandle] = {}  # sid → its credential's end
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("join", self._join)
@@ -156,6 +157,12 @@ class DeskSockets:
         request = environ.get("aiohttp.request")
         remote = (request.remote or "") if isinstance(request, web.Request) else ""
         self._client_of[sid] = (identity.user_id, remote, int(time.time() * 1000))
+        # No in-band refresh on Socket.IO: the client is told, then disconnected, when its
+        # credential expires (it reconnects with a new token).
+        left = self._auth.seconds_left(identity)
+        if left is not None:
+            self._expiries[sid] = asyncio.get_running_loop().call_later(
+                left, self._expire, sid)
         self.connected += 1
         self._monitor.socketio_connections.set(self.connected)
         joined: list[str] = []
@@ -173,6 +180,9 @@ class DeskSockets:
     async def _disconnect(self, sid: str, *_reason: Any) -> None:
         self._token_of.pop(sid, None)
         self._client_of.pop(sid, None)
+        expiry = self._expiries.pop(sid, None)
+        if expiry is not None:
+            expiry.cancel()
         self.connected -= 1
         self._monitor.socketio_connections.set(self.connected)
 
@@ -237,6 +247,19 @@ class DeskSockets:
         for room in rooms:
             await self.sio.leave_room(sid, room)
         return {"ok": True, "rooms": rooms}
+
+    def _expire(self, sid: str) -> None:
+        log.info("socket.io %s: token expired, disconnecting", sid)
+        self._expiries.pop(sid, None)
+
+        async def tell_then_disconnect() -> None:
+            await self.sio.emit("token_expired", message("token_expired", {
+                "code": "TOKEN_EXPIRED", "message": "the token expired: reconnect with a "
+                                                    "new one"}), to=sid)
+            await self.sio.disconnect(sid)
+        task = asyncio.get_running_loop().create_task(tell_then_disconnect())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def close_tokens(self, token_ids: set[int]) -> int:
         """Disconnect every client authenticated with one of ``token_ids`` (revoked)."""

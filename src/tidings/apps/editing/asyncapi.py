@@ -82,5 +82,7 @@ EDITING_SOCKET = Socket(
      WsMessage(Ev.PONG.value, "pong", _S, Empty, "Answer to ping"),
      WsMessage(Ev.ERROR.value, "error", _S, ErrorEvent, "A client frame was refused")),
     "event", parameters={"session_id": "the session from POST …/editing/start (es_…)"},
-    extensions={"x-tidings-close-codes": [{"code": 4413, "name": "SLOW_CONSUMER",
-                                           "meaning": "the socket stopped reading"}]})
+    extensions={"x-tidings-close-codes": [
+        {"code": 4413, "name": "SLOW_CONSUMER", "meaning": "the socket stopped reading"},
+        {"code": 4402, "name": "TOKEN_EXPIRED",
+         "meaning": "the token expired: reconnect with a new one"}]})

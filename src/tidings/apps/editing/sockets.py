@@ -99,6 +99,7 @@ class EditingSockets:
         self.allowed_origins = allowed_origins
         self.write_timeout = write_timeout
         self.peers: dict[str, set[EditingPeer]] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
 
     async def _identify(self, request: web.Request) -> Identity:
         # Browsers cannot set headers on a WebSocket: the token may come as ?token=.
@@ -129,6 +130,10 @@ class EditingSockets:
         peer = EditingPeer(ws, session, me.token_id, request.remote or "")
         self.peers.setdefault(session_id, set()).add(peer)
         writer: asyncio.Task[None] | None = None
+        # No in-band refresh here: the socket closes (4402) when its credential expires.
+        left = self.auth.seconds_left(me)
+        expiry = None if left is None else asyncio.get_running_loop().call_later(
+            left, self._expire, peer)
         try:
             # Registered first, so an event racing the snapshot is queued behind it
             # (and possibly repeated in it: clients key requests by id).
@@ -137,6 +142,8 @@ class EditingSockets:
             writer = asyncio.get_running_loop().create_task(peer.write(self.write_timeout))
             await self._read(peer)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._forget(peer)
             if writer is not None:
                 writer.cancel()
@@ -176,6 +183,13 @@ class EditingSockets:
             for peer in self.peers.get(session_id, ()):
                 frame = frame or event_frame(event.type, event.data)
                 peer.push(frame)
+
+    def _expire(self, peer: EditingPeer) -> None:
+        log.info("editing socket of %s: token expired, closing", peer.session.session_id)
+        task = asyncio.get_running_loop().create_task(peer.ws.close(
+            code=CloseCode.TOKEN_EXPIRED, message=b"token expired"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def close_tokens(self, token_ids: set[int]) -> None:
         """Close (4403) this node's sockets opened with one of these revoked tokens."""

@@ -20,6 +20,7 @@ from tidings_client.protocol.messages import (
     Payload,
     PresencePayload,
     PublishPayload,
+    RefreshPayload,
     RpcPayload,
     SubscribePayload,
     SyncRequestPayload,
@@ -89,6 +90,7 @@ PAYLOAD_TYPES: dict[int, type[Payload]] = {
     MsgType.UNSUBSCRIBE: UnsubscribePayload,
     MsgType.PUBLISH: PublishPayload,
     MsgType.RPC: RpcPayload,
+    MsgType.REFRESH: RefreshPayload,
 }
 _bin_payload = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
 _text_payload = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}

@@ -41,11 +41,15 @@ class MsgType(IntEnum):
     # backend hooks (issue 21): client -> server, then its answer
     RPC = 13
     RPC_RSP = 115
+    # credentials (issue 21): a new token for a live connection, then its answer
+    REFRESH = 14
+    REFRESH_RSP = 116
 
 
 CLIENT_TYPES = frozenset({MsgType.AUTH, MsgType.CHAT, MsgType.ACK, MsgType.SYNC_REQ,
                           MsgType.PRESENCE, MsgType.PING, MsgType.SUBSCRIBE,
-                          MsgType.UNSUBSCRIBE, MsgType.PUBLISH, MsgType.RPC})
+                          MsgType.UNSUBSCRIBE, MsgType.PUBLISH, MsgType.RPC,
+                          MsgType.REFRESH})
 
 
 class ErrorCode(StrEnum):
@@ -101,6 +105,7 @@ class CloseCode(IntEnum):
     IDLE_TIMEOUT = 4410  # nothing received within idle_timeout
     SLOW_CONSUMER = 4413  # send queue overflowed; reconnect and sync
     TOKEN_REVOKED = 4403  # the connection's token was revoked; do not retry with it
+    TOKEN_EXPIRED = 4402  # the credential expired without Refresh; reconnect with a new one
 
 
 # Close codes after which a client must not reconnect with the same credentials.

@@ -103,17 +103,27 @@ class RpcPayload(Payload):
     data: Any = None
 
 
+class RefreshPayload(Payload):
+    """``Refresh`` (14): a new credential for this connection — an access token (JWT or
+    ``tdg_``) of the same user, or a refresh token (``tdr_``), rotated by the server."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
 # server -> client
 
 
 class AuthResponsePayload(Payload):
-    """``MsgAuthRsp``; ``data`` only if the connect hook returned some."""
+    """``MsgAuthRsp``; ``data`` only if the connect hook returned some; ``expires_at``
+    (ms since the epoch) when the credential expires, if it does — send ``Refresh``
+    before then."""
 
     success: bool
     user_id: int = 0
     error: str = ""
     device_id: str = ""
     data: Any = None
+    expires_at: int | None = None
 
 
 class Message(Payload, omit_defaults=False, gc=False):
@@ -221,3 +231,13 @@ class RpcResponsePayload(Payload, omit_defaults=False):
 
     method: str
     data: Any
+
+
+class RefreshResponsePayload(Payload):
+    """``RefreshRsp`` (116): the connection's credential now expires at ``expires_at`` (ms
+    since the epoch; null: never). After a refresh token, ``token`` is the new JWT and
+    ``refresh_token`` the next refresh token (the one sent is used up)."""
+
+    expires_at: int | None = None
+    token: str = ""
+    refresh_token: str = ""
