@@ -88,6 +88,15 @@ class Registry(abc.ABC):
     async def close(self) -> None:
         """Remove this node and its connections (a clean shutdown)."""
 
+    async def reset(self) -> None:
+        """Drop every pooled connection to the registry, so that the next operations open
+        fresh ones. Called when a heartbeat fails: after a partition every pooled
+        connection may be dead without a word (no FIN, no RST), and each would otherwise
+        be found one statement timeout at a time, while the node's entries (a user who
+        left meanwhile, say) stay as they were. Operations in flight on them fail.
+        A registry without connections (memory) has nothing to drop."""
+        return None
+
     @abc.abstractmethod
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:
@@ -118,12 +127,14 @@ class Registry(abc.ABC):
         """Chosen statuses of those users who have one."""
 
     @abc.abstractmethod
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and make the registry hold this node's connections (conn id
         -> (user id, device id), from ``connections()``): re-registers them if the lease had lapsed
         and others reaped this node, and drops entries a failed release left behind.
         Unsettled entries (claimed but not yet in the hub, or being released) are kept:
-        the hub does not report them, yet they are not stale."""
+        the hub does not report them, yet they are not stale. Returns the users whose
+        entries it dropped (the caller announces those left with none offline: their
+        release failed, so nobody else did)."""
 
     @abc.abstractmethod
     async def reap(self) -> list[int]:

@@ -120,6 +120,14 @@ class PostgresRegistry(Registry):
         finally:
             await close_pool(pool)
 
+    async def reset(self) -> None:
+        """Terminate the pool (its statements in flight fail at once); the next
+        operation makes a new one (see Registry.reset)."""
+        async with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:
         """Take a slot under the user's advisory lock, replacing the device's other rows."""
@@ -190,7 +198,7 @@ class PostgresRegistry(Registry):
                                 "WHERE user_id = ANY($1::bigint[])", user_ids)
         return {int(r[0]): str(r[1]) for r in rows}
 
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection rows."""
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
@@ -214,6 +222,7 @@ class PostgresRegistry(Registry):
                     "SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id, "
                     "device_id = EXCLUDED.device_id",
                     [(k, u, self.node_id, d) for k, u, d in missing])
+        return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:
         """Reap expired nodes; return their users now offline everywhere."""

@@ -126,6 +126,10 @@ class RedisRegistry(Registry):
         finally:
             await self._redis.aclose()
 
+    async def reset(self) -> None:
+        """Disconnect every pooled connection, in use or not (see Registry.reset)."""
+        await self._redis.connection_pool.disconnect(inuse_connections=True)
+
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:
         """Take a slot atomically, replacing the device's other entries (see module doc)."""
@@ -181,7 +185,7 @@ class RedisRegistry(Registry):
         values = await self._redis.hmget(keys.CHOSEN_PRESENCE, [str(u) for u in user_ids])
         return {u: str(v) for u, v in zip(user_ids, values, strict=True) if v is not None}
 
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection entries."""
         held = {str(k): int(v) for k, v in
                 (await self._redis.hgetall(keys.node_connections(self.node_id))).items()}
@@ -192,7 +196,8 @@ class RedisRegistry(Registry):
             pipe.hset(keys.node_info(self.node_id), mapping={
                 "address": self.address, "pid": os.getpid(), "started_at": self._started,
                 "last_heartbeat": now, "connections": len(wanted)})
-            for key in self._stale(held, wanted):
+            stale = self._stale(held, wanted)
+            for key in stale:
                 pipe.hdel(keys.node_connections(self.node_id), key)
                 pipe.hdel(keys.user_connections(held[key]), key)
             for key, (user_id, device_id) in wanted.items():
@@ -201,6 +206,7 @@ class RedisRegistry(Registry):
                     pipe.hset(keys.user_connections(user_id), key,
                               f"{self.node_id}|{device_id}")
             await pipe.execute()
+        return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:
         """Reap expired nodes; return their users now offline everywhere."""
