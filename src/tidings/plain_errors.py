@@ -82,7 +82,7 @@ def _bound(match: re.Match[str]) -> str:
     return f"{kind} {_COMPARE[op]} {_number(n)}"
 
 
-def in_words(exc: msgspec.ValidationError | str, type_: Any = None) -> str:
+def in_words(exc: msgspec.MsgspecError | str, type_: Any = None) -> str:
     """``exc`` (a msgspec validation error) as one line of plain words; with the
     ``type_`` that was decoded, an enumeration's allowed values are named too."""
     text = " ".join(str(exc).split())
