@@ -45,13 +45,15 @@ def health(http_url: str) -> int:
         return 0
 
 
-def presence(http_url: str, token: str, user_ids: list[int]) -> dict[int, str]:
-    """What one node's ``/api/v1/presence`` says of these users."""
+def presence(http_url: str, token: str, user_ids: list[int],
+             timeout: float = 5.0) -> dict[int, str]:
+    """What one node's ``/api/v1/presence`` says of these users ({}: no answer within
+    ``timeout``)."""
     query = ",".join(map(str, user_ids))
     request = urllib.request.Request(f"{http_url}/api/v1/presence?user_ids={query}",
                                      headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return {int(p["user_id"]): str(p["status"]) for p in json.loads(r.read())["presence"]}
     except OSError:
         return {}
@@ -264,12 +266,14 @@ async def _converged(procs: list[NodeProcess], users: list[Account], status: str
 
 
 async def _all_show(procs: list[NodeProcess], users: list[Account], status: str) -> bool:
-    for p in procs:
-        for u in users:
-            seen = await asyncio.to_thread(presence, p.http_url, u.token, [u.user_id])
-            if seen.get(u.user_id) != status:
-                return False
-    return True
+    # Every node at once, each given 1 s: a node still finding its dead registry links
+    # would otherwise hold a round for its whole answer time, and make a convergence
+    # that happened meanwhile look late.
+    seen = await asyncio.gather(*(asyncio.to_thread(presence, p.http_url, u.token,
+                                                    [u.user_id], 1.0)
+                                  for p in procs for u in users))
+    return all(s.get(u.user_id) == status
+               for s, u in zip(seen, [u for _ in procs for u in users], strict=True))
 
 
 async def _until_async(condition: Any, timeout: float) -> None:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _assert_held(result: Result, *, unhealthy: bool) -> None:
     fig, notes = result.figures, result.notes
+    print(f"\n{result.name}: {fig}\n{notes}")  # the figures, with -s
     assert fig.acked >= 50, fig
     assert fig.delivered >= fig.expected_deliveries >= fig.acked, fig
     assert (fig.lost, fig.duplicated, fig.out_of_order, fig.phantom) == (0, 0, 0, 0), fig
