@@ -29,7 +29,7 @@ async def test_a_client_gone_while_its_reader_is_stuck_is_let_go(server: Running
         await release.wait()  # the dead link: never answers while the test runs
         return await real(*args)
 
-    store.get_cursor = hanging_get_cursor  # type: ignore[method-assign]
+    store.get_cursor = hanging_get_cursor  # type: ignore[method-assign,assignment]
     try:
         wire = await Wire.open(http, server.ws_url)
         await wire.send(MsgType.AUTH, {"token": token, "device_id": "d1"})
