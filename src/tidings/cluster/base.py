@@ -65,6 +65,9 @@ class Registry(abc.ABC):
         # dropping one as stale made its release find no entry and skip the user's
         # offline announcement (the cluster presence flake of 2026-11-23).
         self._unsettled: set[str] = set()
+        # Keys released while a heartbeat runs: it read the hub's connections before, so
+        # it may be writing their entries back; it removes them again (_ghosts).
+        self._released_in_beat: set[str] | None = None
 
     def settled(self, conn_id: str) -> None:
         """The hub now holds the connection a granted claim was for: from here on the
@@ -75,6 +78,22 @@ class Registry(abc.ABC):
         """Entries of this node the hub no longer reports, in-flight ones excepted."""
         return [k for k, u in held.items()
                 if wanted.get(k, (None, ""))[0] != u and k not in self._unsettled]
+
+    def _releasing(self, key: str) -> None:
+        """A release of ``key`` begins (the hub has let go of its connection)."""
+        self._unsettled.add(key)
+        if self._released_in_beat is not None:
+            self._released_in_beat.add(key)
+
+    def _beat_begins(self) -> None:
+        self._released_in_beat = set()
+
+    def _ghosts(self, written: list[str]) -> list[str]:
+        """Of the entries a heartbeat wrote back, those whose connection was released
+        meanwhile: they must go again, or the user keeps a connection that is gone (it
+        counted against the per-user limit until the next beat)."""
+        released, self._released_in_beat = self._released_in_beat or set(), None
+        return [k for k in written if k in released]
 
     def key(self, conn_id: str) -> str:
         """A connection's cluster-wide name (connection ids are unique per node only)."""

@@ -153,7 +153,7 @@ class PostgresRegistry(Registry):
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
         key = self.key(conn_id)
-        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        self._releasing(key)  # the hub let go of it: keep it from the heartbeat
         try:
             return await self._release(user_id, key)
         finally:
@@ -201,6 +201,7 @@ class PostgresRegistry(Registry):
     async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection rows."""
         pool = await self._get_pool()
+        self._beat_begins()
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT conn_key, user_id FROM tidings_connections WHERE node_id = $1",
@@ -222,6 +223,12 @@ class PostgresRegistry(Registry):
                     "SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id, "
                     "device_id = EXCLUDED.device_id",
                     [(k, u, self.node_id, d) for k, u, d in missing])
+        # After the commit: a release that starts later sees the rows written and deletes
+        # its own; one that started before is in _ghosts.
+        ghosts = self._ghosts([k for k, _, _ in missing])
+        if ghosts:
+            await pool.execute("DELETE FROM tidings_connections WHERE conn_key = ANY($1)",
+                               ghosts)
         return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:

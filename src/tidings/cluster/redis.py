@@ -145,7 +145,7 @@ class RedisRegistry(Registry):
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
         key = self.key(conn_id)
-        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        self._releasing(key)  # the hub let go of it: keep it from the heartbeat
         try:
             held, live = await self._release(
                 keys=[keys.user_connections(user_id), keys.NODES,
@@ -187,6 +187,7 @@ class RedisRegistry(Registry):
 
     async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection entries."""
+        self._beat_begins()
         held = {str(k): int(v) for k, v in
                 (await self._redis.hgetall(keys.node_connections(self.node_id))).items()}
         now = now_ms()
@@ -200,12 +201,21 @@ class RedisRegistry(Registry):
             for key in stale:
                 pipe.hdel(keys.node_connections(self.node_id), key)
                 pipe.hdel(keys.user_connections(held[key]), key)
+            written = []
             for key, (user_id, device_id) in wanted.items():
                 if held.get(key) != user_id:
+                    written.append(key)
                     pipe.hset(keys.node_connections(self.node_id), key, user_id)
                     pipe.hset(keys.user_connections(user_id), key,
                               f"{self.node_id}|{device_id}")
             await pipe.execute()
+        ghosts = self._ghosts(written)
+        if ghosts:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for key in ghosts:
+                    pipe.hdel(keys.node_connections(self.node_id), key)
+                    pipe.hdel(keys.user_connections(wanted[key][0]), key)
+                await pipe.execute()
         return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:
