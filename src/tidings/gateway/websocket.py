@@ -84,6 +84,8 @@ class Gateway:
             for task in stuck:
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
+        if self._settling:  # connections let go by _stop_if_stuck: their release
+            await asyncio.wait(list(self._settling), timeout=grace)
 
     async def _watch(self) -> None:
         # One sweep for every timeout of every connection: cheaper than arming a
