@@ -87,7 +87,8 @@ class Server:
                                    Authenticator(self.store, settings), self.metrics,
                                    registry=self.registry)
         self.membership = Membership(self.registry, self.hub, self.service.presence.went_offline,
-                                     self.metrics, interval=settings.heartbeat_interval)
+                                     self.metrics, interval=settings.heartbeat_interval,
+                                     node_timeout=settings.node_timeout)
         self.gateway = Gateway(self.service)
         self.broker = Broker(self.service)
         self.hub.listeners.append(self.broker.on_event)

@@ -4,8 +4,11 @@ of ``make chaos``'s partition rows; tests/chaos/partition.py says what each does
 Each case: 3 nodes, node A's links to its store and bus (or its clients) broken under
 load while A keeps running. The ledger must show 0 lost, 0 duplicated, 0 out of order;
 A must report itself unhealthy (503) while it cannot reach its store or bus, and
-healthy again by itself after the heal; presence converges on every node (a user whose
-only device left A during the partition is shown offline everywhere).
+healthy again by itself after the heal; presence converges on every node within
+``node_timeout`` (3 s) of the heal plus a 1.5 s margin for polling three nodes on a
+loaded machine (partition.CONVERGENCE_BOUND says why): a user whose only device left
+A during the partition is shown offline everywhere, on the Redis bus and on the
+PostgreSQL bus. (``make chaos`` also blocks the links: held, not lost, bytes.)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _assert_held(result: Result, *, unhealthy: bool) -> None:
     fig, notes = result.figures, result.notes
+    print(f"\n{result.name}: {fig}\n{notes}")  # the figures, with -s
     assert fig.acked >= 50, fig
     assert fig.delivered >= fig.expected_deliveries >= fig.acked, fig
     assert (fig.lost, fig.duplicated, fig.out_of_order, fig.phantom) == (0, 0, 0, 0), fig
@@ -27,6 +31,7 @@ def _assert_held(result: Result, *, unhealthy: bool) -> None:
         assert notes["faults_seen_503"] == result.faults, notes
         assert notes["healthy_again_s"] is not None and notes["healthy_again_s"] < 30, notes
     # _converged raised if presence took longer than its bound; these are its figures.
+    assert partition.CONVERGENCE_BOUND == partition.NODE_TIMEOUT + 1.5
     assert notes["offline_converged_s"] < partition.CONVERGENCE_BOUND, notes
 
 
@@ -38,8 +43,8 @@ async def test_half_open_store_and_bus_redis_bus_postgres_store():
     _assert_held(result, unhealthy=True)
 
 
-async def test_blackholed_postgres_bus_and_store():
-    result = await partition.partitions("block", bus="postgres", store="postgres",
+async def test_half_open_postgres_bus_and_store():
+    result = await partition.partitions("half-open", bus="postgres", store="postgres",
                                         link="backend", faults=1)
     _assert_held(result, unhealthy=True)
 

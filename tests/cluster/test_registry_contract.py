@@ -249,3 +249,49 @@ async def test_a_connection_registered_again_by_heartbeat_keeps_its_device(
     assert moved.granted and moved.replaced == ("slow/c1",)
     await slow.heartbeat(dict)  # the replaced connection closed on its node
     assert await other.online([5]) == {5}
+
+
+async def test_a_release_during_a_heartbeat_leaves_no_entry_behind(
+        registries, cluster_url) -> None:
+    """The heartbeat reads the hub's connections, then writes the entries missing from
+    the registry. A connection the hub let go of in between, whose release completed
+    before that write, was written back: a ghost entry that counted against its user's
+    limit until the next beat (a device reconnecting then could be refused with
+    WS_TOO_MANY_CONNECTIONS; tests/cluster/test_same_device.py under load). The order
+    is forced on PostgreSQL: the heartbeat's writes wait behind a table lock that the
+    release's statements do not need."""
+    if "postgres" not in cluster_url:
+        pytest.skip("the interleaving is forced with a PostgreSQL table lock")
+    import asyncpg
+
+    a, b = await registries("a"), await registries("b")
+    await a.claim(5, "c1", 3, device_id="phone")
+    a.settled("c1")
+    await a.heartbeat(lambda: {"c1": (5, "phone")})
+    # The phone connects again on node b: its entry on a is replaced (deleted), while a's
+    # hub still holds the old connection until the 4409 close reaches it.
+    assert (await b.claim(5, "k1", 3, device_id="phone")).replaced == ("a/c1",)
+    locker = await asyncpg.connect(cluster_url)
+    try:
+        lock = locker.transaction()
+        await lock.start()
+        await locker.execute("LOCK TABLE tidings_nodes IN EXCLUSIVE MODE")  # reads pass
+        releases: list[asyncio.Future[int | None]] = []
+
+        def snapshot() -> dict[str, tuple[int, str]]:
+            # a's hub still holds c1 at this instant, and lets go of it right after
+            # (the 4409 close), releasing it.
+            releases.append(asyncio.ensure_future(a.release(5, "c1")))
+            return {"c1": (5, "phone")}
+
+        beat = asyncio.ensure_future(a.heartbeat(snapshot))
+        async with asyncio.timeout(10):
+            while not releases or not releases[0].done():  # done while the beat waits
+                await asyncio.sleep(0.01)
+        assert not beat.done()
+        await lock.rollback()
+        await beat
+    finally:
+        await locker.close()
+    # Only k1 counts: a limit of 2 leaves room for another device (a ghost of c1 took it).
+    assert (await b.claim(5, "k2", 2, device_id="laptop")).granted

@@ -9,7 +9,8 @@ Its answers follow the request's content, so that each test picks a case:
 - publish: data ``{"cmd": "refuse" | "slow" | "rewrite"}``.
 - rpc: method ``echo`` → the data and who called; ``refuse``; ``slow``.
 - webhook (``POST /webhook``): the first ``FAIL_FIRST`` tries of each delivery id answer
-  500; later ones 200. Deliveries are kept in arrival order.
+  500; later ones 200 (each answer after ``WEBHOOK_DELAY`` s, 0 by default).
+  Deliveries are kept in arrival order.
 
 Every request must carry a valid ``X-Tidings-Signature`` (secret ``SECRET``), else 401.
 ``GET /log`` returns what was received; ``POST /reset`` forgets it.
@@ -30,6 +31,7 @@ from tidings.hooks.signing import SIGNATURE_HEADER, verify
 
 SECRET = "backend-secret"
 FAIL_FIRST = int(os.environ.get("FAIL_FIRST", "2"))
+WEBHOOK_DELAY = float(os.environ.get("WEBHOOK_DELAY", "0"))  # seconds before each answer
 _log: list[dict[str, Any]] = []
 _webhooks: list[dict[str, Any]] = []
 _tries: Counter[str] = Counter()
@@ -100,6 +102,8 @@ async def rpc(request: web.Request) -> web.Response:
 async def webhook(request: web.Request) -> web.Response:
     body = await _body(request)
     delivery = request.headers["X-Tidings-Webhook-Id"]
+    if WEBHOOK_DELAY:  # a slow receiver: senders hold their leased rows meanwhile
+        await asyncio.sleep(WEBHOOK_DELAY)
     _tries[delivery] += 1
     if _tries[delivery] <= FAIL_FIRST:
         return web.Response(status=500, text="not yet")

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class Backend:
     """``tests/hooks/backend_app.py`` in a subprocess on a free port."""
 
-    def __init__(self, fail_first: int = 2) -> None:
-        env = {**os.environ, "FAIL_FIRST": str(fail_first)}
+    def __init__(self, fail_first: int = 2, delay: float = 0.0) -> None:
+        env = {**os.environ, "FAIL_FIRST": str(fail_first), "WEBHOOK_DELAY": str(delay)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.hooks.backend_app"], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, text=True)

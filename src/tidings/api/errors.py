@@ -11,6 +11,8 @@ import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from tidings.plain_errors import in_words
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -70,7 +72,7 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, "INVALID_BODY", str(exc)) from None
+        raise ApiError(422, "INVALID_BODY", in_words(exc, type_)) from None
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise ApiError(400, "BAD_JSON", f"body is not valid JSON: {exc}") from None
 

@@ -65,6 +65,9 @@ class Registry(abc.ABC):
         # dropping one as stale made its release find no entry and skip the user's
         # offline announcement (the cluster presence flake of 2026-11-23).
         self._unsettled: set[str] = set()
+        # Keys released while a heartbeat runs: it read the hub's connections before, so
+        # it may be writing their entries back; it removes them again (_ghosts).
+        self._released_in_beat: set[str] | None = None
 
     def settled(self, conn_id: str) -> None:
         """The hub now holds the connection a granted claim was for: from here on the
@@ -75,6 +78,22 @@ class Registry(abc.ABC):
         """Entries of this node the hub no longer reports, in-flight ones excepted."""
         return [k for k, u in held.items()
                 if wanted.get(k, (None, ""))[0] != u and k not in self._unsettled]
+
+    def _releasing(self, key: str) -> None:
+        """A release of ``key`` begins (the hub has let go of its connection)."""
+        self._unsettled.add(key)
+        if self._released_in_beat is not None:
+            self._released_in_beat.add(key)
+
+    def _beat_begins(self) -> None:
+        self._released_in_beat = set()
+
+    def _ghosts(self, written: list[str]) -> list[str]:
+        """Of the entries a heartbeat wrote back, those whose connection was released
+        meanwhile: they must go again, or the user keeps a connection that is gone (it
+        counted against the per-user limit until the next beat)."""
+        released, self._released_in_beat = self._released_in_beat or set(), None
+        return [k for k in written if k in released]
 
     def key(self, conn_id: str) -> str:
         """A connection's cluster-wide name (connection ids are unique per node only)."""
@@ -87,6 +106,15 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Remove this node and its connections (a clean shutdown)."""
+
+    async def reset(self) -> None:
+        """Drop every pooled connection to the registry, so that the next operations open
+        fresh ones. Called when a heartbeat fails: after a partition every pooled
+        connection may be dead without a word (no FIN, no RST), and each would otherwise
+        be found one statement timeout at a time, while the node's entries (a user who
+        left meanwhile, say) stay as they were. Operations in flight on them fail.
+        A registry without connections (memory) has nothing to drop."""
+        return None
 
     @abc.abstractmethod
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
@@ -118,12 +146,14 @@ class Registry(abc.ABC):
         """Chosen statuses of those users who have one."""
 
     @abc.abstractmethod
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and make the registry hold this node's connections (conn id
         -> (user id, device id), from ``connections()``): re-registers them if the lease had lapsed
         and others reaped this node, and drops entries a failed release left behind.
         Unsettled entries (claimed but not yet in the hub, or being released) are kept:
-        the hub does not report them, yet they are not stale."""
+        the hub does not report them, yet they are not stale. Returns the users whose
+        entries it dropped (the caller announces those left with none offline: their
+        release failed, so nobody else did)."""
 
     @abc.abstractmethod
     async def reap(self) -> list[int]:

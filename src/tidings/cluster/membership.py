@@ -24,12 +24,16 @@ class Membership:
     """Runs the heartbeat of one node."""
 
     def __init__(self, registry: Registry, hub: Hub, announce_offline: Announce,
-                 metrics: Metrics, *, interval: float) -> None:
+                 metrics: Metrics, *, interval: float, node_timeout: float = 15.0) -> None:
         self.registry = registry
         self._hub = hub
         self._announce = announce_offline
         self._metrics = metrics
         self._interval = interval
+        # A beat that takes longer than this has failed: half the lease, so that a
+        # node whose registry link went silent resets it and beats again before its
+        # lease runs out (at most the registries' own 5 s statement timeout).
+        self._beat_timeout = min(node_timeout / 2, 5.0)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.healthy = True
@@ -56,7 +60,14 @@ class Membership:
 
     async def beat(self) -> None:
         """One heartbeat: renew, reap, announce."""
-        await self.registry.heartbeat(self._connections)
+        dropped = await self.registry.heartbeat(self._connections)
+        if dropped:  # entries whose release had failed (a partition): nobody announced them
+            still = await self.registry.online(dropped)
+            for user_id in dropped:
+                if user_id not in still:
+                    log.info("user %d went offline (a connection's release had failed)",
+                             user_id)
+                    await self._announce(user_id)
         for user_id in await self.registry.reap():
             log.info("user %d went offline with a dead node", user_id)
             await self._announce(user_id)
@@ -66,11 +77,39 @@ class Membership:
         while not self._stopping:
             await asyncio.sleep(self._interval)
             try:
-                await self.beat()
+                await self._bounded_beat()
                 if not self.healthy:
                     log.warning("cluster registry reachable again")
                 self.healthy = True
             except Exception as exc:
                 if self.healthy:
-                    log.warning("heartbeat failed: %s", exc)
+                    log.warning("heartbeat failed: %s", exc or type(exc).__name__)
                 self.healthy = False
+                if not isinstance(exc, TimeoutError):  # a timed-out beat reset already
+                    await self._reset()
+
+    async def _bounded_beat(self) -> None:
+        """One beat, failed with TimeoutError past ``_beat_timeout``. Its statements
+        are stopped by resetting the registry's connections rather than by cancelling
+        them alone: asyncpg cancels a statement over a new connection, which a
+        partition holds as well."""
+        beat = asyncio.ensure_future(self.beat())
+        try:
+            done, _ = await asyncio.wait({beat}, timeout=self._beat_timeout)
+            if not done:
+                await self._reset()
+                beat.cancel()
+                await asyncio.wait({beat}, timeout=self._beat_timeout)
+                raise TimeoutError(f"no answer within {self._beat_timeout:g} s")
+            beat.result()
+        finally:
+            if not beat.done():
+                beat.cancel()
+                beat.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _reset(self) -> None:
+        """Start the next beat on fresh registry connections (Registry.reset)."""
+        try:
+            await asyncio.wait_for(self.registry.reset(), self._beat_timeout)
+        except Exception as exc:
+            log.debug("resetting the registry connections failed: %s", exc)

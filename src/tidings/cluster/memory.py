@@ -64,9 +64,10 @@ class MemoryRegistry(Registry):
         """Chosen statuses of these users."""
         return {u: self._chosen[u] for u in user_ids if u in self._chosen}
 
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
-        """Only remember when."""
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
+        """Only remember when (a release here never fails: nothing is left behind)."""
         self._beat = now_ms()
+        return []
 
     async def reap(self) -> list[int]:
         """No other node can die."""

@@ -120,6 +120,14 @@ class PostgresRegistry(Registry):
         finally:
             await close_pool(pool)
 
+    async def reset(self) -> None:
+        """Terminate the pool (its statements in flight fail at once); the next
+        operation makes a new one (see Registry.reset)."""
+        async with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:
         """Take a slot under the user's advisory lock, replacing the device's other rows."""
@@ -145,7 +153,7 @@ class PostgresRegistry(Registry):
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
         key = self.key(conn_id)
-        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        self._releasing(key)  # the hub let go of it: keep it from the heartbeat
         try:
             return await self._release(user_id, key)
         finally:
@@ -190,9 +198,10 @@ class PostgresRegistry(Registry):
                                 "WHERE user_id = ANY($1::bigint[])", user_ids)
         return {int(r[0]): str(r[1]) for r in rows}
 
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection rows."""
         pool = await self._get_pool()
+        self._beat_begins()
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT conn_key, user_id FROM tidings_connections WHERE node_id = $1",
@@ -214,6 +223,13 @@ class PostgresRegistry(Registry):
                     "SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id, "
                     "device_id = EXCLUDED.device_id",
                     [(k, u, self.node_id, d) for k, u, d in missing])
+        # After the commit: a release that starts later sees the rows written and deletes
+        # its own; one that started before is in _ghosts.
+        ghosts = self._ghosts([k for k, _, _ in missing])
+        if ghosts:
+            await pool.execute("DELETE FROM tidings_connections WHERE conn_key = ANY($1)",
+                               ghosts)
+        return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:
         """Reap expired nodes; return their users now offline everywhere."""

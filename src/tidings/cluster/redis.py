@@ -126,6 +126,10 @@ class RedisRegistry(Registry):
         finally:
             await self._redis.aclose()
 
+    async def reset(self) -> None:
+        """Disconnect every pooled connection, in use or not (see Registry.reset)."""
+        await self._redis.connection_pool.disconnect(inuse_connections=True)
+
     async def claim(self, user_id: int, conn_id: str, limit: int, *,
                     device_id: str = "") -> Claim:
         """Take a slot atomically, replacing the device's other entries (see module doc)."""
@@ -141,7 +145,7 @@ class RedisRegistry(Registry):
     async def release(self, user_id: int, conn_id: str) -> int | None:
         """Give the slot back; return the user's live connections left (None: no entry)."""
         key = self.key(conn_id)
-        self._unsettled.add(key)  # the hub let go of it: keep it from the heartbeat
+        self._releasing(key)  # the hub let go of it: keep it from the heartbeat
         try:
             held, live = await self._release(
                 keys=[keys.user_connections(user_id), keys.NODES,
@@ -181,8 +185,9 @@ class RedisRegistry(Registry):
         values = await self._redis.hmget(keys.CHOSEN_PRESENCE, [str(u) for u in user_ids])
         return {u: str(v) for u, v in zip(user_ids, values, strict=True) if v is not None}
 
-    async def heartbeat(self, connections: Callable[[], Held]) -> None:
+    async def heartbeat(self, connections: Callable[[], Held]) -> list[int]:
         """Renew the lease and reconcile this node's connection entries."""
+        self._beat_begins()
         held = {str(k): int(v) for k, v in
                 (await self._redis.hgetall(keys.node_connections(self.node_id))).items()}
         now = now_ms()
@@ -192,15 +197,26 @@ class RedisRegistry(Registry):
             pipe.hset(keys.node_info(self.node_id), mapping={
                 "address": self.address, "pid": os.getpid(), "started_at": self._started,
                 "last_heartbeat": now, "connections": len(wanted)})
-            for key in self._stale(held, wanted):
+            stale = self._stale(held, wanted)
+            for key in stale:
                 pipe.hdel(keys.node_connections(self.node_id), key)
                 pipe.hdel(keys.user_connections(held[key]), key)
+            written = []
             for key, (user_id, device_id) in wanted.items():
                 if held.get(key) != user_id:
+                    written.append(key)
                     pipe.hset(keys.node_connections(self.node_id), key, user_id)
                     pipe.hset(keys.user_connections(user_id), key,
                               f"{self.node_id}|{device_id}")
             await pipe.execute()
+        ghosts = self._ghosts(written)
+        if ghosts:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for key in ghosts:
+                    pipe.hdel(keys.node_connections(self.node_id), key)
+                    pipe.hdel(keys.user_connections(wanted[key][0]), key)
+                await pipe.execute()
+        return sorted({held[key] for key in stale})
 
     async def reap(self) -> list[int]:
         """Reap expired nodes; return their users now offline everywhere."""

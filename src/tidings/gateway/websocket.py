@@ -9,6 +9,7 @@ lets go of the connection (memory per idle connection; see wire.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,10 @@ from tidings.protocol.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
+# How long a reader busy with a frame may take to reach the client's close frame (or the
+# end of its TCP connection) before it is stopped (Gateway._peer_gone).
+PEER_GONE_GRACE = 1.0
+
 RequestHandler = Callable[[Connection, int, Any], Awaitable[None]]
 """Handles one decoded client frame: (connection, seq, payload)."""
 
@@ -51,6 +56,7 @@ class Gateway:
         self.on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._serving: set[asyncio.Task[None]] = set()  # one task per connection
+        self._settling: set[asyncio.Task[None]] = set()  # see _stop_if_stuck
         self.draining = False  # set by stop_taking_frames(): only MsgAck is still handled
         self._handling = 0  # frames being handled right now, on all connections
         self._idle = asyncio.Event()
@@ -79,6 +85,8 @@ class Gateway:
             for task in stuck:
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
+        if self._settling:  # connections let go by _stop_if_stuck: their release
+            await asyncio.wait(list(self._settling), timeout=grace)
 
     async def _watch(self) -> None:
         # One sweep for every timeout of every connection: cheaper than arming a
@@ -121,6 +129,7 @@ class Gateway:
                           headers=self.service.hooks.pick_headers(request.headers)
                           if self.service.hooks.any else None)
         self.connections.add(conn)
+        peer.on_gone = functools.partial(self._peer_gone, conn)
         # A task of its own, so that aiohttp's request, its tasks and the middleware
         # frames end here rather than live as long as the socket.
         task = conn.reader = asyncio.get_running_loop().create_task(
@@ -128,6 +137,29 @@ class Gateway:
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
         return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
+
+    def _peer_gone(self, conn: Connection) -> None:
+        """The client closed (or its TCP connection ended) while the reader was busy
+        handling a frame: give it PEER_GONE_GRACE s to finish, then stop it."""
+        asyncio.get_running_loop().call_later(PEER_GONE_GRACE, self._stop_if_stuck, conn)
+
+    def _stop_if_stuck(self, conn: Connection) -> None:
+        if conn.reader is None or conn.reader.done() or conn.expiry is not None:
+            return  # it read the close and ended (or is ending) by itself
+        # A handler waiting on a dead store or registry link (a partition) would hold a
+        # connection its client has left: its registry entry would keep the user online
+        # on every node until that statement timed out (presence convergence,
+        # docs/reliability.md). The frames it had not read yet are lost with the client.
+        log.info("%s user %s: client gone while a frame was being handled; stopping it",
+                 conn.id, conn.user_id)
+        conn.stop_reader(CloseCode.NORMAL, "client closed")
+        # The cancel may itself wait on the dead link (asyncpg cancels a statement over
+        # a new connection, which the partition holds too): meanwhile the hub would
+        # still hold the connection and the heartbeat re-register it. So its slot and
+        # presence are settled now; the reader's own clean-up then finds nothing to do.
+        settle = asyncio.get_running_loop().create_task(self.service.disconnected(conn))
+        self._settling.add(settle)
+        settle.add_done_callback(self._settling.discard)
 
     async def _run(self, peer: WsPeer, conn: Connection, lease: Lease) -> None:
         CURRENT.set(conn)  # for the logs: this task's records name the connection

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
@@ -106,6 +107,7 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
         "_waiting",
         "close_code",
         "error",
+        "on_gone",
     )
     # Read by aiohttp's pure-Python parser: this queue never asks the parser to stall.
     _size = 0
@@ -127,6 +129,10 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
         self._closing = False  # the peer's close frame arrived
         self.close_code: int | None = None
         self.error: BaseException | None = None  # why receive() returned an ERROR
+        # Called when the peer's close frame or the end of the TCP connection arrives
+        # while no receive() waits for it: the reader is busy handling a frame, and may
+        # be stuck there (a statement on a dead store link; docs/reliability.md).
+        self.on_gone: Callable[[], None] | None = None
 
     @classmethod
     def take_over(cls, request: web.Request, max_msg_size: int) -> WsPeer:
@@ -176,6 +182,8 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Wake whoever waits: a reader, a writer, a close."""
+        if not self._eof:
+            self._gone()
         self._eof = True
         self._wake()
         self._release_writers()
@@ -200,6 +208,8 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
         """A message from the parser."""
         self._inbox.append((data, size))
         self._inbox_bytes += size + 128
+        if data.type is WSMsgType.CLOSE:
+            self._gone()
         if self._inbox_bytes > READ_LIMIT and not self._read_paused:
             self._read_paused = True
             self._transport.pause_reading()
@@ -214,6 +224,10 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
         """A protocol error in the client's frames."""
         self._failure = exc
         self._wake()
+
+    def _gone(self) -> None:
+        if not self._waiting and not self._closed and self.on_gone is not None:
+            self.on_gone()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None

@@ -19,6 +19,7 @@ from tidings.api.errors import ApiError, json_response
 from tidings.api.openapi import Operation, describe
 from tidings.api.routes import authenticated
 from tidings.apps.desks.db import DeskDb, Tx
+from tidings.plain_errors import in_words
 from tidings.store.base import now_ms
 
 KINDS = ("wall", "room", "aisle")
@@ -60,7 +61,7 @@ def check_shapes(shapes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
         parsed = msgspec.convert(shapes, list[Shape])
     except msgspec.ValidationError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(in_words(exc, list[Shape])) from None
     return [msgspec.to_builtins(s) for s in parsed]
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from tidings.plain_errors import in_words
+
 Status = Literal["available", "occupied", "reserved", "maintenance", "disabled"]
 STATUSES: tuple[str, ...] = ("available", "occupied", "reserved", "maintenance", "disabled")
 # Statuses an operator may set by PUT; occupied/reserved come from bookings only.
@@ -46,7 +48,7 @@ def equipment_list(value: list[str] | str | None) -> list[str]:
         return msgspec.json.decode(value, type=Equipment)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError("equipment must be a list of strings or a JSON string holding "
-                         f"one, such as '[\"monitor\"]' ({exc})") from None
+                         f"one, such as '[\"monitor\"]' ({in_words(exc, Equipment)})") from None
 
 
 class WorkstationCreate(msgspec.Struct, forbid_unknown_fields=True):
