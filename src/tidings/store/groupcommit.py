@@ -59,6 +59,8 @@ class GroupCommit(Generic[I, R]):
         self._max_batch = max_batch
         self._name = name
         self._pending: list[tuple[I, Done[R]]] = []
+        self._committing = 0  # items in the batch being committed now
+        self._progress: asyncio.Event | None = None  # made when someone waits for room
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -91,6 +93,18 @@ class GroupCommit(Generic[I, R]):
         self._pending.append((item, done))
         self._wakeup.set()
 
+    @property
+    def backlog(self) -> int:
+        """Items queued or being committed: not yet told their outcome."""
+        return len(self._pending) + self._committing
+
+    async def progress(self) -> None:
+        """Wait until the batch being committed (or the next one) is done: the backlog
+        may have shrunk (admission control: see channels/broker.py)."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        await self._progress.wait()
+
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -103,6 +117,16 @@ class GroupCommit(Generic[I, R]):
                 return
 
     async def _commit(self, batch: list[tuple[I, Done[R]]]) -> None:
+        self._committing = len(batch)
+        try:
+            await self._commit_batch_of(batch)
+        finally:
+            self._committing = 0
+            progress, self._progress = self._progress, None
+            if progress is not None:  # waiters re-check the backlog, re-arming if need be
+                progress.set()
+
+    async def _commit_batch_of(self, batch: list[tuple[I, Done[R]]]) -> None:
         started = time.perf_counter()
         try:
             results = await self._commit_batch([m for m, _ in batch])
@@ -115,7 +139,7 @@ class GroupCommit(Generic[I, R]):
                 log.warning("append of %d messages failed (%s); retrying one by one",
                             len(batch), exc)
                 for item in batch:
-                    await self._commit([item])
+                    await self._commit_batch_of([item])
                 return
             # Nothing was acknowledged: the sender gets an error and may retry.
             log.error("append failed: %s", exc)
