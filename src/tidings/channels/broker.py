@@ -56,10 +56,13 @@ __all__ = ["Broker", "BrokerError"]
 
 _ALL = 2**63 - 1
 
-DELIVERY_BACKLOG = 65_536
-"""Deliveries (publications waiting to be stored times their channel's subscribers here)
-a node takes on before publishers wait: ~0.1-0.2 s of fan-out work on one core, so
-an admitted publication is out within a fraction of a second even at overload."""
+DELIVERY_BACKLOG = 100_000
+"""Deliveries (publications waiting for the next commit, times their channel's
+subscribers here) a node takes on before publishers wait. While one batch is stored
+and handed out the next fills up to this, so at saturation batches stay large (one
+write per subscriber carries many publications: that is what the top rate rests on),
+and an admitted publication waits for at most two batches (~0.2-0.4 s of fan-out on
+one core) even at overload."""
 
 ADMISSION_WAIT = 2.0
 """Seconds a publisher waits for the node to catch up before its publication is
@@ -81,9 +84,9 @@ class Broker:
             self.store.append_publications, self._committed, name="publish-commit")
         self._tasks: set[asyncio.Task[None]] = set()
         # One commit's publications are handed out this many at a time, the outboxes
-        # written in between: each connection's share of one turn stays within half its
-        # outbox, so a large group commit does not look like a slow subscriber.
-        self._chunk = max(1, self.settings.send_queue_size // 2)
+        # written in between: each connection's share of one turn stays within 3/4 of
+        # its outbox, so a large group commit does not look like a slow subscriber.
+        self._chunk = max(1, self.settings.send_queue_size * 3 // 4)
 
     def start(self) -> None:
         """Start the commit task."""
@@ -140,8 +143,8 @@ class Broker:
     def saturated(self, channel: str) -> bool:
         """True while this node cannot deliver another publication to ``channel`` in
         good time: too many deliveries queued, or many of its subscribers lagging."""
-        backlog = self.log.backlog
-        if backlog and backlog * max(1, self.router.count_subscribers(channel)) \
+        queued = self.log.queued
+        if queued and queued * max(1, self.router.count_subscribers(channel)) \
                 >= DELIVERY_BACKLOG:
             return True
         return self.router.congested(channel)

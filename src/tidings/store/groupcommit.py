@@ -98,9 +98,14 @@ class GroupCommit(Generic[I, R]):
         """Items queued or being committed: not yet told their outcome."""
         return len(self._pending) + self._committing
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next commit (the one running not counted)."""
+        return len(self._pending)
+
     async def progress(self) -> None:
-        """Wait until the batch being committed (or the next one) is done: the backlog
-        may have shrunk (admission control: see channels/broker.py)."""
+        """Wait until the next batch is taken from the queue or a commit is done: the
+        queue and the backlog may have shrunk (admission control: channels/broker.py)."""
         if self._progress is None:
             self._progress = asyncio.Event()
         await self._progress.wait()
@@ -112,6 +117,7 @@ class GroupCommit(Generic[I, R]):
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                self._progressed()  # the queue has room again while this batch commits
                 await self._commit(batch)
             if self._closing:
                 return
@@ -122,9 +128,12 @@ class GroupCommit(Generic[I, R]):
             await self._commit_batch_of(batch)
         finally:
             self._committing = 0
-            progress, self._progress = self._progress, None
-            if progress is not None:  # waiters re-check the backlog, re-arming if need be
-                progress.set()
+            self._progressed()
+
+    def _progressed(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None:  # waiters look again, re-arming it if need be
+            progress.set()
 
     async def _commit_batch_of(self, batch: list[tuple[I, Done[R]]]) -> None:
         started = time.perf_counter()
