@@ -89,7 +89,9 @@ class Rig:
         rate = deliveries_per_s / self.subscribers
         count = max(1, round(rate * seconds))
         await asyncio.to_thread(lg.command, "reset")
-        refused_before = pub.refused
+        # Only Tidings' /ws publisher counts refusals (a publisher without the attribute,
+        # such as the desk editor of tidings_sio.py, is never refused).
+        refused_before = getattr(pub, "refused", 0)
         meter, t0 = CpuMeter(self.server.measured_pids, lg.proc.pid), time.monotonic()
         for i in range(count):
             delay = t0 + i / rate - time.monotonic()
@@ -111,7 +113,7 @@ class Rig:
         cpu = meter.read()
         rep = await asyncio.to_thread(lg.command, "report")
         # Refused publications never reach anyone: the rest must all arrive.
-        refused = pub.refused - refused_before
+        refused = getattr(pub, "refused", 0) - refused_before
         expected -= refused * self.subscribers
         complete = rep["deliveries"] == expected and rep["closed"] == 0
         return {

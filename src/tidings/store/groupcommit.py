@@ -59,7 +59,6 @@ class GroupCommit(Generic[I, R]):
         self._max_batch = max_batch
         self._name = name
         self._pending: list[tuple[I, Done[R]]] = []
-        self._committing = 0  # items in the batch being committed now
         self._progress: asyncio.Event | None = None  # made when someone waits for room
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -94,18 +93,13 @@ class GroupCommit(Generic[I, R]):
         self._wakeup.set()
 
     @property
-    def backlog(self) -> int:
-        """Items queued or being committed: not yet told their outcome."""
-        return len(self._pending) + self._committing
-
-    @property
     def queued(self) -> int:
         """Items waiting for the next commit (the one running not counted)."""
         return len(self._pending)
 
     async def progress(self) -> None:
         """Wait until the next batch is taken from the queue or a commit is done: the
-        queue and the backlog may have shrunk (admission control: channels/broker.py)."""
+        queue may have shrunk (admission control: channels/broker.py)."""
         if self._progress is None:
             self._progress = asyncio.Event()
         await self._progress.wait()
@@ -123,11 +117,9 @@ class GroupCommit(Generic[I, R]):
                 return
 
     async def _commit(self, batch: list[tuple[I, Done[R]]]) -> None:
-        self._committing = len(batch)
         try:
             await self._commit_batch_of(batch)
         finally:
-            self._committing = 0
             self._progressed()
 
     def _progressed(self) -> None:
