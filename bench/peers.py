@@ -69,6 +69,7 @@ class Publisher:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, prefix: str = "",
                  suffix: str = "") -> None:
         self.ws, self._prefix, self._suffix = ws, prefix, suffix
+        self.refused = 0  # publications the server refused (only Tidings says so)
 
     async def send(self) -> None:
         """Publish one message stamped now."""
@@ -238,6 +239,17 @@ class TidingsPublisher(Publisher):
         self._seq += 1
         await self.ws.send_bytes(tidings_node.publish_frame(self._channel, self._seq,
                                                             payload_text()))
+
+    async def drain(self) -> None:
+        """Read the acks; count the publications refused (``MsgError``: the node was
+        delivering as fast as it could, ``WS_RATE_LIMITED``)."""
+        from tidings.protocol.codec import decode_frame
+        from tidings.protocol.codes import MsgType
+
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.BINARY and \
+                    decode_frame(msg.data).type == MsgType.ERROR:
+                self.refused += 1
 
 
 SIO_SUB = SubscriberSpec(path="/socket.io/?EIO=4&transport=websocket", ready_match="40{",

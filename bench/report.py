@@ -111,6 +111,43 @@ def fanout_table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str
     return rows
 
 
+def overload_table(results: dict[str, list[dict[str, Any]]],
+                   labels: dict[str, str]) -> list[str]:
+    """Markdown rows for the fan-out step at 120 % of each server's kept-up maximum."""
+    def fig(name: str, get: Any) -> dict[str, float] | None:
+        vals = []
+        for rep in results.get(name, []):
+            over = rep.get("over_120pct")
+            if over:
+                vals.append(get(rep, over))
+        return spread(vals)
+
+    def share(r: dict[str, Any], o: dict[str, Any]) -> float:
+        return float(o["delivered_per_s"]) / max(1, r["max_kept_up_deliveries_per_s"])
+
+    def lag(r: dict[str, Any], o: dict[str, Any]) -> float:
+        return float(o["publish_seconds"]) / max(o.get("nominal_seconds", 1), 1e-3)
+
+    rows = ["| server | offered deliveries/s | delivered/s (÷ max kept up) | p50 / p99 ms "
+            "| publications refused | publisher's send time ÷ nominal | subscribers "
+            "dropped |", "|---|---|---|---|---|---|---|"]
+    for name in results:
+        if fig(name, lambda r, o: o["delivered_per_s"]) is None:
+            continue
+        rows.append("| " + " | ".join([
+            labels.get(name, name),
+            fmt(fig(name, lambda r, o: o["target_deliveries_per_s"]), k=True, digits=1),
+            f"{fmt(fig(name, lambda r, o: o['delivered_per_s']), k=True, digits=1)} ("
+            f"{fmt(fig(name, share), digits=2)})",
+            " / ".join(fmt(fig(name, lambda r, o, q=q: o[q]), digits=1)
+                       for q in ("p50_ms", "p99_ms")),
+            fmt(fig(name, lambda r, o: o.get("refused", 0))),
+            fmt(fig(name, lag), digits=2),
+            fmt(fig(name, lambda r, o: o["closed"])),
+        ]) + " |")
+    return rows
+
+
 def connections_table(results: dict[str, list[dict[str, Any]]],
                       labels: dict[str, str]) -> list[str]:
     """Markdown rows for scenario 2 (one row per server and connection count)."""

@@ -178,6 +178,10 @@ class Metrics:
                                    ["code"], registry=r)
         self.publications_stored = Counter("tidings_publications_stored_total",
                                            "Channel publications stored", registry=r)
+        self.publications_refused = Counter(
+            "tidings_publications_refused_total",
+            "Channel publications refused because the node could not deliver them in time "
+            "(WS_RATE_LIMITED, HTTP 429)", registry=r)
         self.publications_out = Counter("tidings_publications_out_total",
                                         "Channel publications pushed live to subscribers",
                                         registry=r)

@@ -296,28 +296,45 @@ async def test_publication_metrics_count_stored_and_pushed(server, http, connect
 
 async def test_a_subscriber_that_falls_behind_the_history_is_told_not_skipped(
         server_factory, http):
-    """Queue of 10, history of 5, 100 publications at once: the subscriber is paused,
-    then finds offsets 11-95 trimmed. It is closed (4413) rather than silently skipping
-    them, and resubscribing from its last offset answers recovered: false."""
-    from tests.support.wire import Closed
+    """Queue of 10, history of 5, 100 publications of 60 KB to a subscriber that has
+    stopped reading: it is paused, then finds offsets trimmed. It is closed (4413)
+    rather than silently skipping them, and resubscribing from its last offset answers
+    recovered: false. (A subscriber that reads gets all 100: tests/channels/
+    test_overload.py.)"""
+    from tests.hostile.rawws import EOF, ClosedByServer, RawSocket
+    from tidings.protocol.codes import MsgType
 
     node = await server_factory(send_queue_size=10,
                                 namespaces={"tiny": Namespace(history_size=5)})
     uid, _ = await node.quick_user()
     token, _ = await node.node.service.auth.issue(uid)
-    sub = Channels(await Wire.ready(http, node.ws_url, token))
-    await sub.subscribe("tiny:burst")
-    async with http.post(node.http_url + "/api/v1/publish/batch",
-                         headers={"X-API-Token": token},
-                         json={"items": [{"channel": "tiny:burst", "data": i}
-                                         for i in range(100)]}) as r:
-        assert r.status == 200
-    with pytest.raises(Closed) as closed:
-        await sub.until(100)
+    raw = await RawSocket.upgrade(node, rcvbuf=4096)
+    try:
+        await raw.auth(token)
+        await raw.send_msg(MsgType.SUBSCRIBE, {"channel": "tiny:burst"})
+        await raw.expect(MsgType.SUBSCRIBE_RSP)
+        raw.writer.transport.pause_reading()
+        for n in range(0, 100, 10):  # 6 MB: more than the kernel buffers between them
+            async with http.post(node.http_url + "/api/v1/publish/batch",
+                                 headers={"X-API-Token": token},
+                                 json={"items": [{"channel": "tiny:burst",
+                                                  "data": [i, "x" * 60_000]}
+                                                 for i in range(n, n + 10)]}) as r:
+                assert r.status == 200
+        raw.writer.transport.resume_reading()
+        offsets: list[int] = []
+        with pytest.raises(ClosedByServer) as closed:
+            while True:
+                t, _, payload = await raw.recv_msg(10)
+                if t == MsgType.PUBLICATION:
+                    offsets.append(payload["offset"])
+    except EOF:
+        raise AssertionError("dropped without a close frame") from None
+    finally:
+        await raw.aclose()
     assert closed.value.code == 4413
-    offsets = [p["offset"] for p in sub.received]
     assert offsets == list(range(1, len(offsets) + 1)) and len(offsets) < 100
     again = Channels(await Wire.ready(http, node.ws_url, token))
-    rsp = await again.subscribe("tiny:burst", since=offsets[-1])
+    rsp = await again.subscribe("tiny:burst", since=offsets[-1] if offsets else 0)
     assert rsp["recovered"] is False
     assert [p["offset"] for p in rsp["publications"]] == [96, 97, 98, 99, 100]

@@ -5,11 +5,22 @@ A publication's path: ``Publish`` (WebSocket) or ``POST /api/v1/publish`` →
 appends it to the channel's log in the store (offset assigned, idempotency key
 resolved, history trimmed) → a :class:`PublicationEvent` on the bus → every
 node's :class:`ChannelRouter` pushes it to that node's subscribers.
+
+Overload: a publication is admitted only while this node can deliver it
+(:meth:`Broker.admit`). Past that rate the publisher waits — on a WebSocket its
+socket is not read meanwhile, so TCP pushes back on the client — and after
+``ADMISSION_WAIT`` seconds it is refused (``WS_RATE_LIMITED``; HTTP 429 with
+``Retry-After``). Without this, a flood queued more publications than one turn of
+the loop could hand out, every subscriber's outbox overflowed at once, all of them
+refilled from the store and fell behind the channel's history together (4413 for
+everyone, bench: fan-out). Now only a subscriber that is slow on its own falls
+behind and is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -45,6 +56,20 @@ __all__ = ["Broker", "BrokerError"]
 
 _ALL = 2**63 - 1
 
+DELIVERY_BACKLOG = 100_000
+"""Deliveries (publications waiting for the next commit, times their channel's
+subscribers here) a node takes on before publishers wait. While one batch is stored
+and handed out the next fills up to this, so at saturation batches stay large (one
+write per subscriber carries many publications: that is what the top rate rests on),
+and an admitted publication waits for at most two batches (~0.2-0.4 s of fan-out on
+one core) even at overload."""
+
+ADMISSION_WAIT = 2.0
+"""Seconds a publisher waits for the node to catch up before its publication is
+refused (``WS_RATE_LIMITED``, HTTP 429)."""
+
+RETRY_AFTER_SECONDS = 1
+
 
 class Broker:
     """Channels of one node. Shares the chat service's store, bus, settings and replies."""
@@ -58,6 +83,10 @@ class Broker:
         self.log: GroupCommit[NewPublication, PublishResult] = GroupCommit(
             self.store.append_publications, self._committed, name="publish-commit")
         self._tasks: set[asyncio.Task[None]] = set()
+        # One commit's publications are handed out this many at a time, the outboxes
+        # written in between: each connection's share of one turn stays within 3/4 of
+        # its outbox, so a large group commit does not look like a slow subscriber.
+        self._chunk = max(1, self.settings.send_queue_size * 3 // 4)
 
     def start(self) -> None:
         """Start the commit task."""
@@ -111,10 +140,45 @@ class Broker:
         """Queue a checked publication; the future resolves once it is stored."""
         return self.log.append(item)
 
+    def saturated(self, channel: str) -> bool:
+        """True while this node cannot deliver another publication to ``channel`` in
+        good time: too many deliveries queued, or many of its subscribers lagging."""
+        queued = self.log.queued
+        if queued and queued * max(1, self.router.count_subscribers(channel)) \
+                >= DELIVERY_BACKLOG:
+            return True
+        return self.router.congested(channel)
+
+    async def admit(self, channel: str) -> bool:
+        """Wait (up to ``ADMISSION_WAIT``) until a publication to ``channel`` can be
+        delivered in good time; False if it cannot: refuse it (see the module doc)."""
+        if not self.saturated(channel):
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ADMISSION_WAIT
+        while self.saturated(channel):
+            left = deadline - loop.time()
+            if left <= 0:
+                self.service.metrics.publications_refused.inc()
+                return False
+            # Woken by the next commit, or after 50 ms to look at the lagging ones again.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.05)):
+                    await self.log.progress()
+        return True
+
+    def refusal(self) -> BrokerError:
+        """The error of a publication refused by :meth:`admit`."""
+        return BrokerError(ErrorCode.RATE_LIMITED,
+                           "this node is delivering as fast as it can; publish again in "
+                           f"{RETRY_AFTER_SECONDS} s", 429)
+
     async def _committed(self, results: list[PublishResult]) -> None:
         fresh = [r.publication for r in results if r.publication is not None]
         self.service.metrics.publications_stored.inc(len(fresh))
-        for publication in fresh:
+        for n, publication in enumerate(fresh):
+            if n and not n % self._chunk:
+                await asyncio.sleep(0)  # the outboxes are written before the next chunk
             await self.bus.publish(PublicationEvent(publication))
 
     # the bus
@@ -149,6 +213,11 @@ class Broker:
                                     conn.scopes)
         except BrokerError as exc:
             self.service.error(conn, seq, exc.code, exc.message)
+            return
+        # Waiting here holds the read loop: the publisher's socket is paced by TCP.
+        if not await self.admit(item.channel):
+            refused = self.refusal()
+            self.service.error(conn, seq, refused.code, refused.message)
             return
         # As for chats: the commit task answers right after the batch's deliveries.
         self.log.submit(item, functools.partial(self._published, conn, seq))

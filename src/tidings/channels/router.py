@@ -12,6 +12,10 @@ A subscriber whose outbox is full is not closed as a slow consumer when its
 channel keeps history: delivery pauses the same way, and the broker refills
 from the store at the pace the client reads (a batch of 1000 publications
 must not drop every subscriber). Without history it is closed (4413) as for chat.
+Such a pause is counted as *lagging*: when many of a channel's subscribers lag at
+once the node, not they, is too slow, and the broker paces the channel's publishers
+(:meth:`ChannelRouter.congested`) so that they catch up instead of all falling behind
+the history together.
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ from tidings.gateway.connection import Connection
 from tidings.store.channels import Publication
 
 _MAX_BUFFERED = 1000  # publications held per paused subscription before relying on the store
+# A channel is congested when at least this many of its subscribers here, and at least
+# this share of them, lag at once; one slow subscriber alone never paces publishers.
+_CONGESTED_AT_LEAST = 2
+_CONGESTED_SHARE = 0.1
 
 
 class Subscription:
     """One connection's subscription to one channel."""
 
-    __slots__ = ("active", "buffered", "channel", "conn", "live", "offset", "overflowed",
-                 "refillable")
+    __slots__ = ("active", "buffered", "channel", "conn", "lagging", "live", "offset",
+                 "overflowed", "refillable")
 
     def __init__(self, conn: Connection, channel: str, refillable: bool) -> None:
         self.conn = conn
@@ -40,6 +48,7 @@ class Subscription:
         self.buffered: list[Publication] = []
         self.overflowed = False  # the buffer was dropped: the store has those
         self.active = True  # False once unsubscribed or disconnected
+        self.lagging = False  # paused because its outbox was full (not a replay or a gap)
 
 
 class ChannelRouter:
@@ -49,6 +58,7 @@ class ChannelRouter:
     def __init__(self, recover: Callable[[Subscription], None]) -> None:
         self._by_channel: dict[str, dict[str, Subscription]] = {}
         self._by_conn: dict[str, dict[str, Subscription]] = {}
+        self._lagging: dict[str, int] = {}  # channel -> its subscriptions lagging
         self._recover = recover
 
     def add(self, conn: Connection, channel: str, *, refillable: bool) -> Subscription:
@@ -76,6 +86,7 @@ class ChannelRouter:
         if sub is None:
             return None
         sub.active = False
+        self._set_lagging(sub, False)
         subs = self._by_channel.get(channel)
         if subs is not None:
             subs.pop(conn.id, None)
@@ -93,6 +104,26 @@ class ChannelRouter:
     def subscribers(self, channel: str) -> list[Subscription]:
         """The subscriptions to ``channel`` on this node."""
         return list(self._by_channel.get(channel, {}).values())
+
+    def count_subscribers(self, channel: str) -> int:
+        """How many subscriptions ``channel`` has on this node."""
+        return len(self._by_channel.get(channel, ()))
+
+    def congested(self, channel: str) -> bool:
+        """True when many of the channel's subscribers lag at once (see module doc)."""
+        lagging = self._lagging.get(channel, 0)
+        return (lagging >= _CONGESTED_AT_LEAST
+                and lagging >= _CONGESTED_SHARE * self.count_subscribers(channel))
+
+    def _set_lagging(self, sub: Subscription, lagging: bool) -> None:
+        if sub.lagging == lagging:
+            return
+        sub.lagging = lagging
+        n = self._lagging.get(sub.channel, 0) + (1 if lagging else -1)
+        if n:
+            self._lagging[sub.channel] = n
+        else:
+            self._lagging.pop(sub.channel, None)
 
     def channels(self) -> dict[str, int]:
         """Subscriber count of every channel with subscribers here."""
@@ -121,6 +152,7 @@ class ChannelRouter:
         """
         buffered, sub.buffered = sorted(sub.buffered, key=lambda p: p.offset), []
         sub.live = True
+        self._set_lagging(sub, False)
         for pub in buffered:
             if not sub.live:  # a gap paused delivery again: keep the rest buffered
                 self._hold(sub, pub)
@@ -134,6 +166,8 @@ class ChannelRouter:
         gap = pub.offset > sub.offset + 1 and not accept_gap
         if gap or (sub.conn.full and sub.refillable):
             sub.live = False
+            if not gap:
+                self._set_lagging(sub, True)
             self._hold(sub, pub)
             self._recover(sub)
             return False

@@ -15,7 +15,7 @@ from tidings.api.openapi import ErrorDetail, Operation, Param, describe
 from tidings.api.routes import SERVICE, authenticated, int_param
 from tidings.auth import Identity
 from tidings.channels.access import is_admin
-from tidings.channels.broker import Broker, BrokerError
+from tidings.channels.broker import RETRY_AFTER_SECONDS, Broker, BrokerError
 from tidings.channels.hooked import http_client, prepare_publication
 from tidings.channels.wire import publication_json
 from tidings.protocol.messages import (
@@ -131,6 +131,16 @@ def _channels(body: PublishRequest) -> list[str]:
                                                              or ()]
 
 
+async def _admit(broker: Broker, channels: list[str]) -> None:
+    """Wait until the node can deliver to ``channels``, or answer 429 with Retry-After
+    (overload: see channels/broker.py)."""
+    for channel in dict.fromkeys(channels):
+        if not await broker.admit(channel):
+            exc = broker.refusal()
+            raise ApiError(429, "RATE_LIMITED", exc.message,
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def _result(r: PublishResult) -> PublishAckPayload:
     return PublishAckPayload(r.channel, r.offset, r.created_at, r.duplicate)
 
@@ -157,6 +167,7 @@ async def publish(request: web.Request) -> web.Response:
     channels = _channels(body)
     items = [await _prepare(request, broker, body, c, me)  # all checked before any is sent
              for c in channels]
+    await _admit(broker, channels)
     results = await asyncio.gather(*(broker.submit(i) for i in items))
     if body.channel is not None:
         return json_response(_result(results[0]))
@@ -169,6 +180,8 @@ async def publish_batch(request: web.Request) -> web.Response:
     me = await authenticated(request)
     body = await read_json(request, BatchRequest)
     broker = request.app[BROKER]
+    await _admit(broker, [item.channel if item.channel is not None else "user:"
+                          for item in body.items])
     answers: list[BatchItem | asyncio.Future[PublishResult]] = []
     for n, item in enumerate(body.items):
         try:
@@ -254,6 +267,9 @@ async def stats(request: web.Request) -> web.Response:
 
 
 _TAG = "channels"
+_OVERLOAD = ("Past the rate this node can deliver, the request waits up to 2 s for it to "
+             "catch up, then is refused with 429 `RATE_LIMITED` and `Retry-After` "
+             "(nothing of it stored).")
 _REFUSED = {403: ("PERMISSION_DENIED",), 404: ("UNKNOWN_CHANNEL",)}
 _PAGE = (Param("since", int, "publications after this offset (default 0: all retained)"),
          Param("limit", int, "1-1000, default 100"))
@@ -262,9 +278,9 @@ ROUTES = (
               body=PublishRequest, answer=(PublishAckPayload, PublishResults),
               errors={**_REFUSED, 413: ("PUBLICATION_TOO_LARGE",)},
               description="With `channel` the answer is a `PublishAckPayload`; with "
-                          "`user_ids`, `PublishResults`."),
+                          "`user_ids`, `PublishResults`. " + _OVERLOAD),
     Operation("POST", "/api/v1/publish/batch", "publishBatch", "Publish up to 1000 items",
-              _TAG, body=BatchRequest, answer=BatchResults),
+              _TAG, body=BatchRequest, answer=BatchResults, description=_OVERLOAD),
     Operation("GET", "/api/v1/channels/{name}/history", "getChannelHistory",
               "A channel's retained publications", _TAG, answer=ChannelHistory,
               params=(Param("name", ChannelName, "the channel", "path"), *_PAGE),

@@ -59,6 +59,7 @@ class GroupCommit(Generic[I, R]):
         self._max_batch = max_batch
         self._name = name
         self._pending: list[tuple[I, Done[R]]] = []
+        self._progress: asyncio.Event | None = None  # made when someone waits for room
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -91,6 +92,18 @@ class GroupCommit(Generic[I, R]):
         self._pending.append((item, done))
         self._wakeup.set()
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next commit (the one running not counted)."""
+        return len(self._pending)
+
+    async def progress(self) -> None:
+        """Wait until the next batch is taken from the queue or a commit is done: the
+        queue may have shrunk (admission control: channels/broker.py)."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        await self._progress.wait()
+
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -98,11 +111,23 @@ class GroupCommit(Generic[I, R]):
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                self._progressed()  # the queue has room again while this batch commits
                 await self._commit(batch)
             if self._closing:
                 return
 
     async def _commit(self, batch: list[tuple[I, Done[R]]]) -> None:
+        try:
+            await self._commit_batch_of(batch)
+        finally:
+            self._progressed()
+
+    def _progressed(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None:  # waiters look again, re-arming it if need be
+            progress.set()
+
+    async def _commit_batch_of(self, batch: list[tuple[I, Done[R]]]) -> None:
         started = time.perf_counter()
         try:
             results = await self._commit_batch([m for m, _ in batch])
@@ -115,7 +140,7 @@ class GroupCommit(Generic[I, R]):
                 log.warning("append of %d messages failed (%s); retrying one by one",
                             len(batch), exc)
                 for item in batch:
-                    await self._commit([item])
+                    await self._commit_batch_of([item])
                 return
             # Nothing was acknowledged: the sender gets an error and may retry.
             log.error("append failed: %s", exc)
