@@ -5,6 +5,7 @@ upgrade, WebSocket-only sessions, acks, rooms, the heartbeat and bad requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,8 +30,7 @@ class App:
         self.server.on("join", self._join)
         self.url = ""
 
-    async def _connect(self, session: Session, environ: dict[str, Any]) -> None:
-        auth = session.auth_data
+    async def _connect(self, session: Session, auth: Any, environ: dict[str, Any]) -> None:
         if not isinstance(auth, dict) or auth.get("token") != "good":
             raise ConnectRefused("bad token", {"code": "UNAUTHORIZED"})
         session.data["query"] = environ["QUERY_STRING"]
@@ -44,9 +44,10 @@ class App:
         return {"joined": data}
 
 
-@pytest.fixture
-async def app() -> AsyncIterator[App]:
-    made = App(ping_interval=0.3, ping_timeout=0.3)
+@contextlib.asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[App]:
+    """An App on 127.0.0.1, stopped (every session, every task) at the end."""
+    made = App(**options)
     web_app = web.Application()
     made.server.attach(web_app)
     runner = web.AppRunner(web_app)
@@ -60,6 +61,12 @@ async def app() -> AsyncIterator[App]:
     finally:
         await made.server.shutdown()
         await runner.cleanup()
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    async with serving(ping_interval=0.3, ping_timeout=0.3) as made:
+        yield made
 
 
 async def _get(http: aiohttp.ClientSession, url: str, **params: str) -> tuple[int, str]:
@@ -201,3 +208,10 @@ async def test_bad_requests_get_engine_io_errors(app: App) -> None:
         sid, _ = await _handshake(http, app.url)
         assert (await _get(http, app.url, sid=sid))[1] == "2"  # the server's ping
         await _until(lambda: sid not in app.server.sessions)  # no pong: ended
+
+
+async def test_a_session_that_never_connects_is_ended() -> None:
+    async with serving(connect_timeout=0.2) as app, aiohttp.ClientSession() as http:
+        sid, _ = await _handshake(http, app.url)
+        assert (await _get(http, app.url, sid=sid))[1] == "1"  # the close, not a ping
+        assert sid not in app.server.sessions

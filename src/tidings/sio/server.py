@@ -1,9 +1,11 @@
 """The Socket.IO endpoint: Engine.IO 4 over long-polling and WebSocket (with the
 upgrade between them), namespace ``/``, events with acks, rooms, and the room emit.
 
-What the application gives it: ``connect(session, auth)`` (raise :class:`ConnectRefused`
-to refuse), ``connected(session)`` (after the client was told), ``disconnected(session)``,
-and one coroutine per event name, ``handler(session, data)``, whose result is the ack.
+What the application gives it: ``connect(session, auth, environ)`` (``auth`` is the
+client's handshake object, ``environ`` the handshake request's headers as ``HTTP_*``,
+``QUERY_STRING`` and ``REMOTE_ADDR``; raise :class:`ConnectRefused` to refuse),
+``connected(session)`` (after the client was told), ``disconnected(session)``, and one
+coroutine per event name, ``handler(session, data)``, whose result is the ack.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tidings.sio.session import POLLING, WEBSOCKET, Session
 
 log = logging.getLogger(__name__)
 
-ConnectHandler = Callable[[Session, Any], Awaitable[None]]
+ConnectHandler = Callable[[Session, Any, dict[str, Any]], Awaitable[None]]
 EventHandler = Callable[[Session, Any], Awaitable[Any]]
 OriginRule = Callable[[str | None, str | None], bool]
 
@@ -58,14 +60,15 @@ class SioServer:
                  connected: Callable[[Session], None],
                  disconnected: Callable[[Session], None],
                  ping_interval: float = 25.0, ping_timeout: float = 20.0,
-                 max_payload: int = 1_000_000, queue_size: int = 1000,
-                 write_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 45.0, max_payload: int = 1_000_000,
+                 queue_size: int = 1000, write_timeout: float = 10.0) -> None:
         self._allow_origin = allow_origin
         self._connect = connect
         self._connected = connected
         self._disconnected = disconnected
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.connect_timeout = connect_timeout  # to join namespace "/" (socket.io's 45 s)
         self.max_payload = max_payload
         self._queue_size = queue_size
         self._write_timeout = write_timeout
@@ -197,7 +200,14 @@ class SioServer:
                           ping_timeout=self.ping_timeout, queue_limit=self._queue_size,
                           lease=claim(request), environ=environ, on_close=self._closed)
         self.sessions[sid] = session
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._connect_timed_out,
+                                              session)
         return session
+
+    @staticmethod
+    def _connect_timed_out(session: Session) -> None:
+        if not session.connected:  # an Engine.IO session that never became a socket
+            session.close()
 
     def _handshake(self, request: web.Request, transport: str,
                    cors: dict[str, str]) -> web.StreamResponse:
@@ -337,9 +347,9 @@ class SioServer:
 
     async def _connecting(self, session: Session, auth: Any) -> None:
         environ, session.environ = session.environ, None
-        session.auth_data = auth
+        assert environ is not None
         try:
-            await self._connect(session, environ)
+            await self._connect(session, auth, environ)
         except ConnectRefused as exc:
             session.send(packets.connect_error_message("/", exc.message, exc.data))
             return
@@ -347,8 +357,6 @@ class SioServer:
             log.exception("socket.io %s: connect handler failed", session.sio_sid)
             session.send(packets.connect_error_message("/", "internal error"))
             return
-        finally:
-            session.auth_data = None
         if session.closed:
             return
         session.connected = True

@@ -25,7 +25,7 @@ class Session:
     """An Engine.IO session (and the Socket.IO socket of namespace ``/`` on it)."""
 
     __slots__ = ("_closing", "_deadline", "_loop", "_on_close", "_ping_interval",
-                 "_ping_timeout", "_pinger", "_poll", "_queue", "_queue_limit", "auth_data",
+                 "_ping_timeout", "_pinger", "_poll", "_queue", "_queue_limit",
                  "closed", "conn", "connected", "data", "environ", "lease", "rooms", "sid",
                  "sio_sid", "transport", "upgrading")
 
@@ -43,7 +43,6 @@ class Session:
         self.closed = False
         self.rooms: set[str] = set()
         self.data: dict[str, Any] = {}  # the application's (user id, token id, ...)
-        self.auth_data: Any = None
         self._queue: list[str] = []  # long-polling: packets not yet taken by a GET
         self._queue_limit = queue_limit
         self._poll: asyncio.Future[None] | None = None  # a GET waiting for packets

@@ -110,8 +110,7 @@ class DeskSockets:
         scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
-    async def _connect(self, session: Session, environ: dict[str, Any]) -> None:
-        auth = session.auth_data
+    async def _connect(self, session: Session, auth: Any, environ: dict[str, Any]) -> None:
         token = self._token(environ, auth)
         if not token and self.connect_hook is None:
             raise ConnectRefused("send auth: {token}", {"code": "UNAUTHORIZED"})
