@@ -14,7 +14,9 @@ Each engine.io session holds one slot of the node's connection caps
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -123,6 +125,15 @@ class DeskSockets:
             raise ConnectRefused(str(exc), {"code": "BACKEND_UNAVAILABLE"}) from None
         session.data["user_id"] = identity.user_id
         session.data["token_id"] = identity.token_id
+        # For the server API: the client's address and when it connected (ms).
+        session.data["remote"] = str(environ.get("REMOTE_ADDR", ""))
+        session.data["connected_at"] = int(time.time() * 1000)
+        # No in-band refresh on Socket.IO: the client is told, then disconnected, when its
+        # credential expires (it reconnects with a new token).
+        left = self._auth.seconds_left(identity)
+        if left is not None:
+            session.data["expiry"] = asyncio.get_running_loop().call_later(
+                left, self._expire, session)
         joined: list[str] = []
         if isinstance(auth, dict) and ("floor" in auth or "dept" in auth):
             try:
@@ -144,6 +155,9 @@ class DeskSockets:
                                "rooms": session.data.pop("joined", [])}))
 
     def _disconnect(self, session: Session) -> None:
+        expiry = session.data.pop("expiry", None)
+        if isinstance(expiry, asyncio.TimerHandle):
+            expiry.cancel()
         self.connected -= 1
         self._monitor.socketio_connections.set(self.connected)
 
@@ -207,12 +221,40 @@ class DeskSockets:
             self.sio.leave_room(session, room)
         return {"ok": True, "rooms": rooms}
 
+    def _expire(self, session: Session) -> None:
+        log.info("socket.io %s: token expired, disconnecting", session.sio_sid)
+        session.data.pop("expiry", None)
+        self.sio.emit_to(session, "token_expired", message("token_expired", {
+            "code": "TOKEN_EXPIRED", "message": "the token expired: reconnect with a new one"}))
+        self.sio.disconnect(session)
+
     def close_tokens(self, token_ids: set[int]) -> int:
         """Disconnect every client authenticated with one of ``token_ids`` (revoked)."""
         doomed = [s for s in self.sio.sessions.values()
                   if s.connected and s.data.get("token_id") in token_ids]
         for session in doomed:
             log.info("socket.io %s: token revoked, disconnecting", session.sio_sid)
+            self.sio.disconnect(session)
+        return len(doomed)
+
+    def control_connections(self, user_id: int | None) -> list[dict[str, Any]]:
+        """This node's Socket.IO clients (of one user, or all) for the server API."""
+        return [{"transport": "socketio", "id": s.sio_sid, "user_id": s.data["user_id"],
+                 "device_id": "", "remote": s.data["remote"],
+                 "connected_at": s.data["connected_at"], "channels": sorted(s.rooms)}
+                for s in self.sio.sessions.values()
+                if s.connected and user_id in (None, s.data["user_id"])]
+
+    def control_disconnect(self, user_id: int, conn_id: str | None, code: int,
+                           reason: str) -> int:
+        """Disconnect this node's Socket.IO clients of a user (or the one ``conn_id``),
+        telling each first with a ``disconnect_reason`` event ``{code, reason}``."""
+        doomed = [s for s in self.sio.sessions.values() if s.connected
+                  and s.data["user_id"] == user_id and conn_id in (None, s.sio_sid)]
+        for session in doomed:
+            log.info("socket.io %s of user %d: disconnected by an operator",
+                     session.sio_sid, user_id)
+            self.sio.emit_to(session, "disconnect_reason", {"code": code, "reason": reason})
             self.sio.disconnect(session)
         return len(doomed)
 
