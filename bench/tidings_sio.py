@@ -67,7 +67,7 @@ class TidingsSocketIo(Peer):
     def version(self) -> str:
         from importlib.metadata import version
 
-        return f"tidings {version('tidings')}, python-socketio {version('python-socketio')}"
+        return f"tidings {version('tidings')} (its own Engine.IO 4 / Socket.IO 5, tidings.sio)"
 
     def start(self, port: int, workdir: Path) -> Server:
         from bench import tidings_node

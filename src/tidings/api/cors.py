@@ -1,6 +1,6 @@
 """CORS on the REST API (``/api/...``) for the pages of the origins in ``cors_origins``
 (seed 000's Vue app on another port, :5173). ``/socket.io`` answers CORS itself
-(python-socketio's ``cors_allowed_origins``, given the same rule: apps/desks/sockets.py).
+(its own server, tidings.sio, given the same rule: apps/desks/sockets.py).
 
 A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from a listed origin
 is answered 204 with the methods and headers it asked for; from any other origin,

@@ -1,13 +1,15 @@
-"""The Socket.IO endpoint at ``/socket.io`` (python-socketio on the node's aiohttp
-app), so the seed's Vue client with ``socket.io-client`` v4 connects unchanged.
+"""The Socket.IO endpoint at ``/socket.io`` (Tidings' own Engine.IO 4 / Socket.IO 5
+server, :mod:`tidings.sio`, on the node's aiohttp app), so the seed's Vue client with
+``socket.io-client`` v4 connects unchanged.
 
 A client authenticates in the handshake — ``io(url, {auth: {token}})``, or
 ``?token=`` / ``Authorization: Bearer`` — and joins rooms either in the same
 ``auth`` object (``floor``, ``dept``) or later with ``socket.emit("join", {floor: 3})``.
-The node emits desk events only to the rooms they concern. A client may occupy and
-release desks with §2.2.2's ``workstation_occupy`` / ``workstation_release``
-(:mod:`tidings.apps.desks.occupancy`). Each engine.io session holds one slot of the
-node's connection caps (:mod:`tidings.gateway.caps`) from its handshake to its end.
+The node emits desk events only to the rooms they concern, each event encoded once for
+all its recipients. A client may occupy and release desks with §2.2.2's
+``workstation_occupy`` / ``workstation_release`` (:mod:`tidings.apps.desks.occupancy`).
+Each engine.io session holds one slot of the node's connection caps
+(:mod:`tidings.gateway.caps`) from its handshake to its end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import socketio
 from aiohttp import web
 
 from tidings.api.openapi import Operation, Param, describe
@@ -27,9 +28,10 @@ from tidings.apps.desks.events import department_room, floor_room, message
 from tidings.apps.desks.monitoring import DeskMonitor
 from tidings.apps.desks.occupancy import Occupancy
 from tidings.auth import Authenticator, AuthError, Identity
-from tidings.gateway.caps import Lease, claim
 from tidings.gateway.origins import origin_allowed
 from tidings.hooks import HookUnavailable
+from tidings.sio.server import ConnectRefused, SioServer
+from tidings.sio.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +71,14 @@ class DeskSockets:
         self.connect_hook: Callable[[str, str, dict[str, Any]], Awaitable[Identity]] | None = None
         self._resolve_department = resolve_department
         self._monitor = monitor
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", logger=False,
-                                        engineio_logger=False,
-                                        cors_allowed_origins=_origin_rule(allowed_origins))
+        rule = _origin_rule(allowed_origins)
+        self.sio = SioServer(allow_origin=lambda origin, host: rule(origin, {"HTTP_HOST": host}),
+                             connect=self._connect, connected=self._connected,
+                             disconnected=self._disconnect)
         self.connected = 0
-        self._token_of: dict[str, int | None] = {}  # sid → the token it authenticated with
-        # sid → (user id, client address, connected at ms), for the server API.
-        self._client_of: dict[str, tuple[int, str, int]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-        self._expiries: dict[str, asyncio.TimerHandle] = {}  # sid → its credential's end
-        self.sio.on("connect", self._connect)
-        self.sio.on("disconnect", self._disconnect)
         self.sio.on("join", self._join)
         self.sio.on("leave", self._leave)
         self._occupancy: Occupancy | None = None
-        self._leases: dict[str, Lease] = {}  # engine.io sid → its connection-cap slot
-        self._eio_connect = self.sio.eio.handlers["connect"]
-        self._eio_disconnect = self.sio.eio.handlers["disconnect"]
-        self.sio.eio.on("connect", self._session_opened)
-        self.sio.eio.on("disconnect", self._session_closed)
 
     def serve_occupancy(self, occupancy: Occupancy) -> None:
         """Answer §2.2.2's ``workstation_occupy`` and ``workstation_release``."""
@@ -95,26 +86,9 @@ class DeskSockets:
         self.sio.on("workstation_occupy", self._occupy)
         self.sio.on("workstation_release", self._release)
 
-    async def _session_opened(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        """An engine.io session began: it holds the cap's slot its handshake took
-        (gateway/caps.py) until it ends, across polling requests and the upgrade."""
-        answer = await self._eio_connect(eio_sid, environ)
-        request = environ.get("aiohttp.request")
-        if answer in (None, True) and isinstance(request, web.Request):
-            self._leases[eio_sid] = claim(request)
-        return answer
-
-    async def _session_closed(self, eio_sid: str, reason: Any) -> None:
-        try:
-            await self._eio_disconnect(eio_sid, reason)
-        finally:
-            lease = self._leases.pop(eio_sid, None)
-            if lease is not None:
-                lease.release()
-
     def attach(self, app: web.Application) -> None:
         """Serve ``/socket.io/`` on ``app``."""
-        self.sio.attach(app, socketio_path="socket.io")
+        self.sio.attach(app, "/socket.io/")
         describe(app, [Operation(method, "/socket.io/", f"socketIo{method.capitalize()}",
                                  "Socket.IO (Engine.IO 4) of the desk map: `join`/`leave` "
                                  "rooms, seed 000 events", "desks", auth="none",
@@ -138,50 +112,51 @@ class DeskSockets:
         scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def _connect(self, session: Session, auth: Any, environ: dict[str, Any]) -> None:
         token = self._token(environ, auth)
         if not token and self.connect_hook is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "send auth: {token}", {"code": "UNAUTHORIZED"})
+            raise ConnectRefused("send auth: {token}", {"code": "UNAUTHORIZED"})
         try:
             identity = await (self._auth.verify(token) if self.connect_hook is None
-                              else self.connect_hook(sid, token, environ))
+                              else self.connect_hook(session.sio_sid, token, environ))
         except AuthError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                str(exc), {"code": "UNAUTHORIZED"}) from None
+            raise ConnectRefused(str(exc), {"code": "UNAUTHORIZED"}) from None
         except HookUnavailable as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                str(exc), {"code": "BACKEND_UNAVAILABLE"}) from None
-        await self.sio.save_session(sid, {"user_id": identity.user_id})
-        self._token_of[sid] = identity.token_id
-        request = environ.get("aiohttp.request")
-        remote = (request.remote or "") if isinstance(request, web.Request) else ""
-        self._client_of[sid] = (identity.user_id, remote, int(time.time() * 1000))
+            raise ConnectRefused(str(exc), {"code": "BACKEND_UNAVAILABLE"}) from None
+        session.data["user_id"] = identity.user_id
+        session.data["token_id"] = identity.token_id
+        # For the server API: the client's address and when it connected (ms).
+        session.data["remote"] = str(environ.get("REMOTE_ADDR", ""))
+        session.data["connected_at"] = int(time.time() * 1000)
         # No in-band refresh on Socket.IO: the client is told, then disconnected, when its
         # credential expires (it reconnects with a new token).
         left = self._auth.seconds_left(identity)
         if left is not None:
-            self._expiries[sid] = asyncio.get_running_loop().call_later(
-                left, self._expire, sid)
-        self.connected += 1
-        self._monitor.socketio_connections.set(self.connected)
+            session.data["expiry"] = asyncio.get_running_loop().call_later(
+                left, self._expire, session)
         joined: list[str] = []
         if isinstance(auth, dict) and ("floor" in auth or "dept" in auth):
             try:
-                joined = await self._enter(sid, auth)
+                joined = await self._enter(session, auth)
             except RoomError as exc:
-                self.sio.start_background_task(self.sio.emit, "error", message(
-                    "error", {"code": exc.code, "message": str(exc)}), to=sid)
-        # Sent from a task: python-socketio sends the CONNECT packet only once this
-        # handler returns, and the client drops events that arrive before it.
-        self.sio.start_background_task(self.sio.emit, "connection_ack", message(
-            "connection_ack", {"userId": identity.user_id, "rooms": joined}), to=sid)
+                session.data["room_error"] = exc
+        session.data["joined"] = joined
 
-    async def _disconnect(self, sid: str, *_reason: Any) -> None:
-        self._token_of.pop(sid, None)
-        self._client_of.pop(sid, None)
-        expiry = self._expiries.pop(sid, None)
-        if expiry is not None:
+    def _connected(self, session: Session) -> None:
+        """The client has its CONNECT: now the events it may not miss."""
+        self.connected += 1
+        self._monitor.socketio_connections.set(self.connected)
+        error = session.data.pop("room_error", None)
+        if isinstance(error, RoomError):
+            self.sio.emit_to(session, "error", message(
+                "error", {"code": error.code, "message": str(error)}))
+        self.sio.emit_to(session, "connection_ack", message(
+            "connection_ack", {"userId": session.data["user_id"],
+                               "rooms": session.data.pop("joined", [])}))
+
+    def _disconnect(self, session: Session) -> None:
+        expiry = session.data.pop("expiry", None)
+        if isinstance(expiry, asyncio.TimerHandle):
             expiry.cancel()
         self.connected -= 1
         self._monitor.socketio_connections.set(self.connected)
@@ -207,99 +182,86 @@ class DeskSockets:
             raise RoomError("BAD_ROOM", "send {floor: ID} and/or {dept: ID or name}")
         return rooms
 
-    async def _enter(self, sid: str, data: Any) -> list[str]:
+    async def _enter(self, session: Session, data: Any) -> list[str]:
         rooms = await self._rooms(data)
-        if len(self.sio.rooms(sid)) + len(rooms) > MAX_ROOMS_PER_CLIENT + 1:  # +1: own sid
+        if len(session.rooms | set(rooms)) > MAX_ROOMS_PER_CLIENT:
             raise RoomError("TOO_MANY_ROOMS", f"at most {MAX_ROOMS_PER_CLIENT} rooms")
         for room in rooms:
-            await self.sio.enter_room(sid, room)
+            self.sio.enter_room(session, room)
         return rooms
 
-    async def _join(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _join(self, session: Session, data: Any = None) -> dict[str, Any]:
         """``join`` → ack ``{ok: true, rooms}`` or ``{ok: false, error: {code, message}}``."""
         try:
-            return {"ok": True, "rooms": await self._enter(sid, data)}
+            return {"ok": True, "rooms": await self._enter(session, data)}
         except RoomError as exc:
             return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
 
-    async def _occupy(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _occupy(self, session: Session, data: Any = None) -> dict[str, Any]:
         """``workstation_occupy`` → ack (and ``occupy_result`` event) as in §2.2.2."""
         assert self._occupancy is not None
-        session = await self.sio.get_session(sid)
-        result = await self._occupancy.occupy(int(session["user_id"]), data)
-        await self.sio.emit("occupy_result", result, to=sid)
+        result = await self._occupancy.occupy(int(session.data["user_id"]), data)
+        self.sio.emit_to(session, "occupy_result", result)
         return result
 
-    async def _release(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _release(self, session: Session, data: Any = None) -> dict[str, Any]:
         """``workstation_release`` → ack (and ``release_result`` event), same shape."""
         assert self._occupancy is not None
-        session = await self.sio.get_session(sid)
-        result = await self._occupancy.release(int(session["user_id"]), data)
-        await self.sio.emit("release_result", result, to=sid)
+        result = await self._occupancy.release(int(session.data["user_id"]), data)
+        self.sio.emit_to(session, "release_result", result)
         return result
 
-    async def _leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _leave(self, session: Session, data: Any = None) -> dict[str, Any]:
         """``leave`` → ack like ``join``."""
         try:
             rooms = await self._rooms(data)
         except RoomError as exc:
             return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
         for room in rooms:
-            await self.sio.leave_room(sid, room)
+            self.sio.leave_room(session, room)
         return {"ok": True, "rooms": rooms}
 
-    def _expire(self, sid: str) -> None:
-        log.info("socket.io %s: token expired, disconnecting", sid)
-        self._expiries.pop(sid, None)
-
-        async def tell_then_disconnect() -> None:
-            await self.sio.emit("token_expired", message("token_expired", {
-                "code": "TOKEN_EXPIRED", "message": "the token expired: reconnect with a "
-                                                    "new one"}), to=sid)
-            await self.sio.disconnect(sid)
-        task = asyncio.get_running_loop().create_task(tell_then_disconnect())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+    def _expire(self, session: Session) -> None:
+        log.info("socket.io %s: token expired, disconnecting", session.sio_sid)
+        session.data.pop("expiry", None)
+        self.sio.emit_to(session, "token_expired", message("token_expired", {
+            "code": "TOKEN_EXPIRED", "message": "the token expired: reconnect with a new one"}))
+        self.sio.disconnect(session)
 
     def close_tokens(self, token_ids: set[int]) -> int:
         """Disconnect every client authenticated with one of ``token_ids`` (revoked)."""
-        doomed = [sid for sid, token in self._token_of.items() if token in token_ids]
-        for sid in doomed:
-            log.info("socket.io %s: token revoked, disconnecting", sid)
-            task = asyncio.get_running_loop().create_task(self.sio.disconnect(sid))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        doomed = [s for s in self.sio.sessions.values()
+                  if s.connected and s.data.get("token_id") in token_ids]
+        for session in doomed:
+            log.info("socket.io %s: token revoked, disconnecting", session.sio_sid)
+            self.sio.disconnect(session)
         return len(doomed)
 
     def control_connections(self, user_id: int | None) -> list[dict[str, Any]]:
         """This node's Socket.IO clients (of one user, or all) for the server API."""
-        return [{"transport": "socketio", "id": sid, "user_id": uid, "device_id": "",
-                 "remote": remote, "connected_at": at, "channels": sorted(
-                     r for r in self.sio.rooms(sid) if r != sid)}
-                for sid, (uid, remote, at) in self._client_of.items()
-                if user_id is None or uid == user_id]
+        return [{"transport": "socketio", "id": s.sio_sid, "user_id": s.data["user_id"],
+                 "device_id": "", "remote": s.data["remote"],
+                 "connected_at": s.data["connected_at"], "channels": sorted(s.rooms)}
+                for s in self.sio.sessions.values()
+                if s.connected and user_id in (None, s.data["user_id"])]
 
     def control_disconnect(self, user_id: int, conn_id: str | None, code: int,
                            reason: str) -> int:
         """Disconnect this node's Socket.IO clients of a user (or the one ``conn_id``),
         telling each first with a ``disconnect_reason`` event ``{code, reason}``."""
-        doomed = [sid for sid, (uid, _, _) in self._client_of.items()
-                  if uid == user_id and conn_id in (None, sid)]
-        for sid in doomed:
-            log.info("socket.io %s of user %d: disconnected by an operator", sid, user_id)
-            task = asyncio.get_running_loop().create_task(self._kick(sid, code, reason))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        doomed = [s for s in self.sio.sessions.values() if s.connected
+                  and s.data["user_id"] == user_id and conn_id in (None, s.sio_sid)]
+        for session in doomed:
+            log.info("socket.io %s of user %d: disconnected by an operator",
+                     session.sio_sid, user_id)
+            self.sio.emit_to(session, "disconnect_reason", {"code": code, "reason": reason})
+            self.sio.disconnect(session)
         return len(doomed)
-
-    async def _kick(self, sid: str, code: int, reason: str) -> None:
-        await self.sio.emit("disconnect_reason", {"code": code, "reason": reason}, to=sid)
-        await self.sio.disconnect(sid)
 
     async def emit(self, type_: str, body: dict[str, Any], rooms: list[str]) -> None:
         """Send one event to every client in any of ``rooms`` (each client once)."""
         if rooms:
-            await self.sio.emit(type_, body, room=rooms)
+            self.sio.emit(type_, body, rooms)
 
     async def close(self) -> None:
         """Disconnect every client."""
