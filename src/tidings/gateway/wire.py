@@ -7,7 +7,8 @@ handler's coroutine frames through every middleware and the ``WebSocketResponse`
 the upgrade request itself (as aiohttp does), takes the transport over
 (``transport.set_protocol``), lets aiohttp's request end, and answers ``101`` itself.
 Frames are then parsed by aiohttp's own ``WebSocketReader`` (its C parser, which the
-RFC 6455 compliance and hostile suites cover) straight into a :class:`WsPeer`, which is
+RFC 6455 compliance and hostile suites cover; or, if an aiohttp release changes what
+that needs, our own: :mod:`tidings.gateway.parser`) straight into a :class:`WsPeer`, which is
 at once the transport's protocol, the parser's queue and the gateway's Socket. Closing
 follows aiohttp's ``WebSocketResponse`` step by step (``close`` / ``receive``).
 """
@@ -22,10 +23,10 @@ import struct
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
-from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.http_websocket import WS_CLOSED_MESSAGE, WS_CLOSING_MESSAGE, WS_KEY, WebSocketError
 
 from tidings.gateway.masking import MaskBitCheck
+from tidings.gateway.parser import QueueBase, make_parser
 
 # Past this many unsent bytes in the kernel-side buffer, frames are written one by one,
 # each waiting for the socket to drain (uvloop's default high-water mark).
@@ -83,7 +84,7 @@ class _Eof(Exception):
     """The TCP connection ended without a close frame."""
 
 
-class WsPeer(WebSocketDataQueue, asyncio.Protocol):
+class WsPeer(QueueBase, asyncio.Protocol):  # type: ignore[misc]
     """One WebSocket after the handshake: protocol, parser queue and writer in one object.
 
     ``receive`` returns what ``WebSocketResponse.receive`` (autoping and autoclose on,
@@ -113,7 +114,7 @@ class WsPeer(WebSocketDataQueue, asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport, max_msg_size: int) -> None:
         self._transport = transport
-        self._parser = WebSocketReader(self, max_msg_size, compress=False, decode_text=True)
+        self._parser = make_parser(self, max_msg_size)
         self._masks = MaskBitCheck()
         self._inbox: list[tuple[WSMessage, int]] = []
         self._inbox_bytes = 0
