@@ -209,3 +209,28 @@ async def _all_ready(lg: Any, clients: int, bound: float, since: float | None = 
         if time.monotonic() - start > bound:
             raise TimeoutError(f"{status['ready']} of {clients} resynced within {bound:.0f} s")
         await asyncio.sleep(0.05)
+
+
+def c_table(results: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows for the storm with C clients (median [min-max] of the repetitions)."""
+    from bench.report import fmt, spread
+
+    failed = [r for r in results if "error" in r]
+    results = [r for r in results if "error" not in r]
+    rows = ["| clients | all re-authenticated and resynced after the restart | node up "
+            "| first connect | CPU-seconds until resynced: node / load generator "
+            "| reconnection attempts | load average before → after |",
+            "|---|---|---|---|---|---|---|"]
+    if results:
+        def fig(key: str, unit: str = " s") -> str:
+            return fmt(spread([r[key] for r in results]), unit, digits=1)
+
+        loads = ", ".join(f"{r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
+                          for r in results)
+        rows.append(f"| {results[0]['clients']} | **{fig('resynced_s')}** | {fig('node_up_s')} "
+                    f"| {fig('first_connect_s')} | {fig('node_cpu_s', '')} / "
+                    f"{fig('loadgen_cpu_s', '')} | {fig('reopened', '')} | {loads} |")
+    if failed:
+        rows += ["", f"{len(failed)} repetition(s) did not finish: "
+                 + "; ".join(r["error"][-200:] for r in failed)]
+    return rows
