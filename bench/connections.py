@@ -132,7 +132,7 @@ async def tidings_workers_run(count: int, workdir: Path, *, workers: int = 3,
             gens.append(LoadGen(port, conns=share, path="/ws", init=init,
                                 ready_match="recovered", src_addrs=src_addrs,
                                 keepalive_hex=tidings_node.ping_frame().hex(),
-                                keepalive_every=300.0))
+                                keepalive_every=300.0, ready_parallel=512))
         statuses = await asyncio.gather(*(asyncio.to_thread(g.wait_ready, 900.0)
                                           for g in gens))
         connect_s = time.monotonic() - started

@@ -79,7 +79,7 @@ static int nconns, nsrc = 1, port, mode = M_FANOUT, window = 1, epfd;
 static const char *host = "127.0.0.1", *path = "/", *ready_match, *pong_match, *pong_reply;
 static init_t *inits; static int ninits;
 static buf_t keepalive; static int keepalive_text; static double keepalive_every;
-static int content_bytes = 100, sending, connect_parallel = 256;
+static int content_bytes = 100, sending, connect_parallel = 256, ready_parallel;
 static double rate;                              /* chats/s in all; 0: closed loop */
 static uint64_t go_at_us, paced; static int next_paced; /* open loop: due so far */
 static long n_ready, n_open, n_failed, n_closed, n_connecting;
@@ -379,7 +379,10 @@ static void open_conn(int idx) {
 }
 
 static void connect_more(void) {
-    while (next_to_connect < nconns && n_connecting < connect_parallel)
+    /* --ready-parallel: also count open sockets not yet ready (a server that
+       authenticates slower than it accepts would otherwise time the rest out). */
+    while (next_to_connect < nconns && n_connecting < connect_parallel &&
+           (!ready_parallel || n_connecting + n_open - n_ready < ready_parallel))
         open_conn(next_to_connect++);
     if (!nretry) return;
     static int *due;
@@ -514,6 +517,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--path")) path = v;
         else if (!strcmp(a, "--conns")) nconns = atoi(v);
         else if (!strcmp(a, "--src-addrs")) nsrc = atoi(v);
+        else if (!strcmp(a, "--ready-parallel")) ready_parallel = atoi(v);
         else if (!strcmp(a, "--reconnect")) reconnect_s = atof(v);
         else if (!strcmp(a, "--reconnect-max")) reconnect_max = atof(v);
         else if (!strcmp(a, "--reconnect-jitter")) reconnect_jitter = atof(v);
