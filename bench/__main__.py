@@ -22,7 +22,7 @@ from bench.peers import PEERS
 
 PEERS["tidings-socketio"] = tidings_sio.peer()
 ALL_PEERS = ["nchan", "node-ws", "node-socketio", "python-socketio", "tidings-socketio"]
-ALL_SCENARIOS = "fanout,connections,chat,cluster,storm"
+ALL_SCENARIOS = "fanout,connections,workers,chat,cluster,storm"
 LABELS = {**{n: p.label for n, p in PEERS.items()}, "tidings": "Tidings /ws (MessagePack)"}
 
 
@@ -46,6 +46,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated idle connection counts (default 10000; at most "
                         "the hard file-descriptor limit minus a margin: "
                         f"{nofile_limit() - 1000} here)")
+    p.add_argument("--workers-connections", type=int, default=None,
+                   help="idle /ws connections held by `serve --workers` (default 50000; "
+                        "quick 2000), spread over load generator processes")
+    p.add_argument("--workers", type=int, default=3, help="`serve --workers N` (default 3)")
     p.add_argument("--stores", default="sqlite,postgres", help="chat scenario stores")
     p.add_argument("--chat-rates", default="5000,10000,15000,20000,25000",
                    help="the chat scenario's open-loop rates, chats/s in all (default "
@@ -161,6 +165,21 @@ async def main(argv: list[str]) -> int:
             written.append(report.write_json(args.out, stamp, "connections", doc))
             md += ["\n### Idle connections (authenticated for Tidings, subscribed for peers)\n",
                    "", *report.connections_table(conn_results, LABELS)]
+        if "workers" in scenarios:
+            count = args.workers_connections or (2000 if quick else 50_000)
+            # One load generator per 17 000 sockets: each process may hold at most the
+            # hard descriptor limit (20 000 here).
+            gens = max(1, -(-count // 17_000))
+            w_results: list[dict[str, Any]] = []
+            for rep in range(reps):
+                print(f"workers {count} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                w_results.append(await guarded("workers", connections.tidings_workers_run(
+                    count, workdir, workers=args.workers, loadgens=gens)))
+            doc = {**header, "scenario": "connections-workers", "results": w_results}
+            written.append(report.write_json(args.out, stamp, "connections-workers", doc))
+            md += [f"\n### {count} idle /ws connections on `serve --workers {args.workers}` "
+                   "(authenticated and subscribed), and fan-out to all of them\n", "",
+                   *connections.workers_table(w_results)]
         if "chat" in scenarios:
             chat_results = await chat.scenario(
                 workdir, ["sqlite"] if quick else args.stores.split(","), reps=reps,
@@ -174,15 +193,20 @@ async def main(argv: list[str]) -> int:
             clients = args.storm_clients or (100 if quick else 10_000)
             storms: list[dict[str, Any]] = []
             rates: list[dict[str, Any]] = []
+            c_storms: list[dict[str, Any]] = []
             for rep in range(reps):
                 print(f"storm {clients} rep {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                c_storms.append(await guarded("storm (C clients)", storm.c_run(workdir, clients)))
                 storms.append(await guarded("storm", storm.run(workdir, clients)))
                 rates.append(await guarded("auth rate",
                                            storm.auth_rate(workdir, min(clients, 2000))))
-            doc = {**header, "scenario": "storm", "results": storms, "auth_rate": rates}
+            doc = {**header, "scenario": "storm", "results": storms, "auth_rate": rates,
+                   "c_results": c_storms}
             written.append(report.write_json(args.out, stamp, "storm", doc))
             md += [f"\n### Reconnect storm: {clients} SDK clients, node SIGKILLed and "
-                   "restarted (SQLite)\n", "", *storm.table(storms, rates)]
+                   "restarted (SQLite)\n", "", *storm.table(storms, rates),
+                   f"\n### Reconnect storm: {clients} C clients (wsload --reconnect), node "
+                   "SIGKILLed and restarted (SQLite)\n", "", *storm.c_table(c_storms)]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     md.append(f"\nLoad average (1/5/15 min) at the end: {load_average()}.\n")

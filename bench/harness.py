@@ -194,7 +194,9 @@ class LoadGen:
                  pong: tuple[str, str] | None = None, keepalive_hex: str | None = None,
                  keepalive_every: float = 20.0, src_addrs: int = 1, window: int = 1,
                  ports: list[int] | None = None, connect_parallel: int = 256,
-                 rate: float = 0.0) -> None:
+                 rate: float = 0.0, ready_hex: str | None = None,
+                 reconnect: tuple[float, float] | None = None,
+                 ready_parallel: int = 0) -> None:
         where = ["--ports", ",".join(map(str, ports))] if ports else ["--port", str(port)]
         argv = [str(build_wsload()), *where, "--path", path, "--conns", str(conns),
                 "--mode", mode, "--src-addrs", str(src_addrs), "--window", str(window)]
@@ -205,6 +207,12 @@ class LoadGen:
             argv += ["--init", str(init)]
         if ready_match:
             argv += ["--ready-match", ready_match]
+        if ready_parallel:  # at most this many sockets opening or not yet ready
+            argv += ["--ready-parallel", str(ready_parallel)]
+        if ready_hex:
+            argv += ["--ready-hex", ready_hex]
+        if reconnect:  # (first wait, longest wait) in seconds: reopen closed connections
+            argv += ["--reconnect", str(reconnect[0]), "--reconnect-max", str(reconnect[1])]
         if pong:
             argv += ["--pong-match", pong[0], "--pong-reply", pong[1]]
         if keepalive_hex:

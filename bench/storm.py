@@ -15,7 +15,9 @@ backoff): the figure the auth path's speed-ups were measured with.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -135,4 +137,100 @@ def table(results: list[dict[str, Any]], rates: list[dict[str, Any]]) -> list[st
         rows += ["", f"Auth rate ({rates[0]['clients']} open sockets send `MsgAuth` at once, "
                  "2 backlog messages each): "
                  + fmt(spread([r["auths_per_s"] for r in rates]), " auths/s") + "."]
+    return rows
+
+
+async def c_run(workdir: Path, clients: int, *, backlog: int = 2) -> dict[str, Any]:
+    """The storm with the C load generator as the clients (it is never the bottleneck).
+
+    ``clients`` sockets (each its own user, opaque token, ``backlog`` messages waiting,
+    as :func:`auth_rate`) authenticate on one node (SQLite) and get their backlog; the
+    node is SIGKILLed and restarted; every socket reopens with the SDK storm's backoff
+    (0.5 s, times 1.5 per attempt up to 5 s, jitter 0.5) and sends ``MsgAuth`` again. Resynced: the
+    backlog's last page (``SyncRsp`` with ``has_more`` false) has arrived. Timed from
+    the restart, as the SDK storm is; CPU-seconds of the new node (from its start) and
+    of the load generator over the same span. No delivery ledger here: the SDK storm
+    keeps that.
+    """
+    from bench.harness import LoadGen, cpu_ticks
+
+    url = f"sqlite:///{workdir}/cstorm-{time.time_ns()}.db"
+    accounts = await create_accounts(url, clients)
+    store = open_store(url)
+    rng = random.Random(1)
+    try:
+        await store.append_messages([
+            NewMessage(a.user_id, "bench", rng.choice(accounts).user_id, "text", "hello", 0)
+            for a in accounts for _ in range(backlog)])
+    finally:
+        await store.close()
+    init = workdir / "cstorm-init.txt"
+    with init.open("w") as f:
+        for n, a in enumerate(accounts):
+            frame = encode_client_frame(MsgType.AUTH, 1,
+                                        AuthPayload(token=a.token, device_id=f"c{n}"), binary=True)
+            assert isinstance(frame, bytes)
+            f.write(f"b:{frame.hex()}\n")
+    last_page = (b"\xa8has_more\xc2").hex()  # "has_more": false, in MessagePack
+    port = free_port()
+    server = tidings_node.start(workdir, url, port)
+    lg = LoadGen(port, conns=clients, path="/ws", init=init, ready_hex=last_page,
+                 src_addrs=4, reconnect=(0.5, 5.0), connect_parallel=1024)
+    load_before = load_average()
+    try:
+        first = await _all_ready(lg, clients, 60.0 + clients * 0.02)
+        lg_cpu = (await asyncio.to_thread(lg.command, "status"))["cpu_s"]
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        restarted = time.monotonic()
+        server = await asyncio.to_thread(tidings_node.start, workdir, url, port)
+        node_up = time.monotonic() - restarted
+        resynced = await _all_ready(lg, clients, 60.0 + clients * 0.02, since=restarted)
+        status = await asyncio.to_thread(lg.command, "status")
+        return {"clients": clients, "first_connect_s": round(first, 2),
+                "node_up_s": round(node_up, 2), "resynced_s": round(resynced, 2),
+                "node_cpu_s": round(cpu_ticks(server.proc.pid), 2),
+                "loadgen_cpu_s": round(status["cpu_s"] - lg_cpu, 2),
+                "reopened": status["reopened"], "load_average_before": load_before,
+                "load_average_after": load_average()}
+    finally:
+        lg.stop()
+        server.stop()
+
+
+async def _all_ready(lg: Any, clients: int, bound: float, since: float | None = None) -> float:
+    """Seconds (from ``since``, or from now) until every socket is ready; raise if not
+    within ``bound``."""
+    start = since if since is not None else time.monotonic()
+    while True:
+        status = await asyncio.to_thread(lg.command, "status")
+        if status["ready"] >= clients:
+            return time.monotonic() - start
+        if time.monotonic() - start > bound:
+            raise TimeoutError(f"{status['ready']} of {clients} resynced within {bound:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+def c_table(results: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows for the storm with C clients (median [min-max] of the repetitions)."""
+    from bench.report import fmt, spread
+
+    failed = [r for r in results if "error" in r]
+    results = [r for r in results if "error" not in r]
+    rows = ["| clients | all re-authenticated and resynced after the restart | node up "
+            "| first connect | CPU-seconds until resynced: node / load generator "
+            "| reconnection attempts | load average before → after |",
+            "|---|---|---|---|---|---|---|"]
+    if results:
+        def fig(key: str, unit: str = " s") -> str:
+            return fmt(spread([r[key] for r in results]), unit, digits=1)
+
+        loads = ", ".join(f"{r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
+                          for r in results)
+        rows.append(f"| {results[0]['clients']} | **{fig('resynced_s')}** | {fig('node_up_s')} "
+                    f"| {fig('first_connect_s')} | {fig('node_cpu_s', '')} / "
+                    f"{fig('loadgen_cpu_s', '')} | {fig('reopened', '')} | {loads} |")
+    if failed:
+        rows += ["", f"{len(failed)} repetition(s) did not finish: "
+                 + "; ".join(r["error"][-200:] for r in failed)]
     return rows

@@ -17,6 +17,12 @@
  *                (at most --window outstanding: a chat due on a full connection is not
  *                sent and is counted as "skipped"); a latency runs from the moment the
  *                chat was due, so a late sender does not hide a slow server.
+ * With --reconnect S (the reconnect storm) a connection that closes or fails is opened
+ * again and sends its init frames again, after the SDK's backoff: S seconds, times 1.5
+ * per further attempt, capped at --reconnect-max (30 s), each wait times a random
+ * factor in [0.5, 1.5]
+ * (--reconnect-jitter); it counts as ready again when --ready-match (or --ready-hex,
+ * the same as bytes) arrives on the new connection.
  * It answers WebSocket pings, Engine.IO pings ("2" -> "3") and sends --keepalive
  * frames. Commands on stdin, one per line; each answer is one JSON line on stdout:
  *   status  -> {"ready":..,"open":..,"failed":..,"closed":..}
@@ -61,6 +67,7 @@ typedef struct {
     unsigned char *out; size_t outlen, outcap; /* unsent output */
     int line;                                  /* index into inits */
     int port;                                  /* the server port it connects to */
+    int attempt; uint64_t retry_at;            /* --reconnect: backoff state */
     /* chat */
     int outstanding; uint64_t seq;
     uint64_t *sent_at; uint64_t *sent_seq;      /* ring of window entries */
@@ -72,7 +79,7 @@ static int nconns, nsrc = 1, port, mode = M_FANOUT, window = 1, epfd;
 static const char *host = "127.0.0.1", *path = "/", *ready_match, *pong_match, *pong_reply;
 static init_t *inits; static int ninits;
 static buf_t keepalive; static int keepalive_text; static double keepalive_every;
-static int content_bytes = 100, sending, connect_parallel = 256;
+static int content_bytes = 100, sending, connect_parallel = 256, ready_parallel;
 static double rate;                              /* chats/s in all; 0: closed loop */
 static uint64_t go_at_us, paced; static int next_paced; /* open loop: due so far */
 static long n_ready, n_open, n_failed, n_closed, n_connecting;
@@ -81,6 +88,9 @@ static uint64_t frames_in, deliveries, chats_sent, acks, pushes_in, errors_in, s
 static uint32_t *lat; static size_t nlat, latcap; /* microseconds */
 static uint64_t lat_over; /* samples beyond capacity */
 static uint64_t t_reset_us;
+static double reconnect_s, reconnect_max = 30.0, reconnect_jitter = 0.5;   /* 0: connections are not reopened */
+static int *retry; static int nretry;                /* dead connections waiting to reopen */
+static uint64_t reopened;
 
 static uint64_t now_us(void) {
     struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
@@ -118,6 +128,15 @@ static void mark_dead(conn_t *c) {
     close(c->fd);
     free(c->in); c->in = NULL; c->inlen = c->incap = 0;
     free(c->out); c->out = NULL; c->outlen = c->outcap = 0;
+    if (reconnect_s > 0) {
+        double d = reconnect_s;
+        for (int i = 0; i < c->attempt && d < reconnect_max; i++) d *= 1.5;
+        if (d > reconnect_max) d = reconnect_max;
+        d *= 1.0 - reconnect_jitter + 2.0 * reconnect_jitter * ((double)rand() / RAND_MAX);
+        c->retry_at = now_us() + (uint64_t)(d * 1e6);
+        c->attempt++;
+        retry[nretry++] = (int)(c - conns);
+    }
 }
 
 static void want_out(conn_t *c, int on) {
@@ -241,7 +260,7 @@ static void pace(void) {
 static void on_data(conn_t *c, int opcode, const unsigned char *p, size_t n) {
     frames_in++;
     if (!c->ready && ready_match && memmem(p, n, ready_match, strlen(ready_match))) {
-        c->ready = 1; n_ready++;
+        c->ready = 1; n_ready++; c->attempt = 0;
     }
     if (pong_match && opcode == 1 && n == strlen(pong_match) && !memcmp(p, pong_match, n)) {
         send_frame(c, 1, pong_reply, strlen(pong_reply));
@@ -331,23 +350,23 @@ static void on_readable(conn_t *c) {
 
 static int next_to_connect;
 
-static void connect_more(void) {
-    while (next_to_connect < nconns && n_connecting < connect_parallel) {
-        conn_t *c = &conns[next_to_connect];
-        c->line = ninits ? next_to_connect % ninits : 0;
+static void open_conn(int idx) {
+        conn_t *c = &conns[idx];
+        c->line = ninits ? idx % ninits : 0;
+        c->ready = 0; c->initsent = 0;
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
         if (fd < 0) die("socket");
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct sockaddr_in src = {.sin_family = AF_INET};
-        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(next_to_connect % nsrc));
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % nsrc));
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind");
-        c->port = nports ? ports[next_to_connect % nports] : port;
+        c->port = nports ? ports[idx % nports] : port;
         struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
         inet_pton(AF_INET, host, &dst.sin_addr);
         c->fd = fd; c->state = ST_CONNECTING; n_connecting++;
-        if (mode == M_CHAT) {
+        if (mode == M_CHAT && !c->sent_at) {
             c->sent_at = calloc((size_t)window, sizeof(uint64_t));
             c->sent_seq = calloc((size_t)window, sizeof(uint64_t));
             c->seq = now_us() * 1000u;
@@ -357,8 +376,25 @@ static void connect_more(void) {
         if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
             mark_dead(c);
         }
-        next_to_connect++;
+}
+
+static void connect_more(void) {
+    /* --ready-parallel: also count open sockets not yet ready (a server that
+       authenticates slower than it accepts would otherwise time the rest out). */
+    while (next_to_connect < nconns && n_connecting < connect_parallel &&
+           (!ready_parallel || n_connecting + n_open - n_ready < ready_parallel))
+        open_conn(next_to_connect++);
+    if (!nretry) return;
+    static int *due;
+    if (!due) due = malloc((size_t)nconns * sizeof *due);
+    uint64_t now = now_us(); int k = 0, ndue = 0;
+    for (int i = 0; i < nretry; i++) {
+        int idx = retry[i];
+        if (conns[idx].retry_at <= now && n_connecting + ndue < connect_parallel) due[ndue++] = idx;
+        else retry[k++] = idx;
     }
+    nretry = k;  /* a reopening that fails at once queues itself again (mark_dead) */
+    for (int i = 0; i < ndue; i++) { reopened++; open_conn(due[i]); }
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -402,8 +438,10 @@ static void reset(void) {
 static int on_command(char *line) {
     line[strcspn(line, "\r\n")] = 0;
     if (!strcmp(line, "status")) {
-        printf("{\"ready\":%ld,\"open\":%ld,\"failed\":%ld,\"closed\":%ld,\"pending\":%d}\n",
-               n_ready, n_open, n_failed, n_closed, nconns - next_to_connect);
+        printf("{\"ready\":%ld,\"open\":%ld,\"failed\":%ld,\"closed\":%ld,\"pending\":%d,"
+               "\"waiting_to_reopen\":%d,\"reopened\":%llu,\"cpu_s\":%.3f}\n",
+               n_ready, n_open, n_failed, n_closed, nconns - next_to_connect, nretry,
+               (unsigned long long)reopened, cpu_seconds());
     } else if (!strcmp(line, "reset")) { reset(); printf("{}\n"); }
     else if (!strcmp(line, "count")) {
         printf("{\"deliveries\":%llu,\"acks\":%llu,\"frames_in\":%llu,\"closed\":%ld}\n",
@@ -479,6 +517,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--path")) path = v;
         else if (!strcmp(a, "--conns")) nconns = atoi(v);
         else if (!strcmp(a, "--src-addrs")) nsrc = atoi(v);
+        else if (!strcmp(a, "--ready-parallel")) ready_parallel = atoi(v);
+        else if (!strcmp(a, "--reconnect")) reconnect_s = atof(v);
+        else if (!strcmp(a, "--reconnect-max")) reconnect_max = atof(v);
+        else if (!strcmp(a, "--reconnect-jitter")) reconnect_jitter = atof(v);
+        else if (!strcmp(a, "--ready-hex")) {
+            size_t tl = strlen(v); char *m = calloc(tl / 2 + 1, 1);
+            for (size_t k = 0; k + 1 < tl; k += 2)
+                m[k / 2] = (char)(hexval(v[k]) << 4 | hexval(v[k + 1]));
+            ready_match = m;
+        }
         else if (!strcmp(a, "--mode")) mode = !strcmp(v, "chat") ? M_CHAT : M_FANOUT;
         else if (!strcmp(a, "--init")) load_inits(v);
         else if (!strcmp(a, "--ready-match")) ready_match = v;
@@ -512,6 +560,8 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) die("setrlimit");
     conns = calloc((size_t)nconns, sizeof *conns);
+    retry = calloc((size_t)nconns, sizeof *retry);
+    srand((unsigned)getpid());
     epfd = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
@@ -523,7 +573,7 @@ int main(int argc, char **argv) {
     uint64_t next_keepalive = keepalive_every > 0 ? now_us() + (uint64_t)(keepalive_every * 1e6) : 0;
     for (;;) {
         int open_loop = mode == M_CHAT && sending && rate > 0;
-        int n = epoll_wait(epfd, evs, 512, open_loop ? 1 : 100);
+        int n = epoll_wait(epfd, evs, 512, open_loop ? 1 : nretry ? 10 : 100);
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             if (!c) {

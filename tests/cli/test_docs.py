@@ -25,6 +25,7 @@ OTHER_ENV = {
     "TIDINGS_TOKEN",      # cli_broker.py: publish
     "TIDINGS_URL",        # cli_broker.py: publish
     "TIDINGS_WORKER_OF",  # workers.py
+    "TIDINGS_WS_PARSER",  # gateway/parser.py: "python" forces the plain-Python frame parser
     "TIDINGS_BIN",        # clients/js tests: the executable under test
     "TIDINGS_SCREENSHOTS",  # tests/browser: rewrite docs/img
     "TIDINGS_DEPLOY_CACHE",  # tests/deploy: where images and the Debian base are kept

@@ -219,3 +219,23 @@ async def test_a_write_blocked_past_write_timeout_drops_the_connection(server_fa
             await asyncio.sleep(0.05)
     assert conn.close_code == CloseCode.SLOW_CONSUMER
     await _bystander_still_chats(server, http)
+
+
+async def test_an_idle_connection_holds_no_task_and_wakes_on_its_next_frame(server, http,
+                                                                             connect):
+    _, token = await server.new_user()
+    wire = await connect(token)
+    gateway = server.node.gateway
+    [conn] = [c for c in gateway.connections if c.user_id]
+    async with asyncio.timeout(10):  # its reading task ends once the auth is answered
+        while conn.reader is not None:
+            await asyncio.sleep(0.01)
+    assert not gateway._serving
+    seq = await wire.send(MsgType.PING, seq=7)
+    got, _ = await wire.expect(MsgType.PONG)
+    assert got == seq == 7
+    await wire.ws.close()
+    async with asyncio.timeout(10):  # its end wakes it: settled and unregistered
+        while conn in gateway.connections:
+            await asyncio.sleep(0.01)
+    assert conn.closed

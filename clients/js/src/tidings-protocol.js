@@ -20,8 +20,10 @@ export const CloseCode = Object.freeze({
   NORMAL: 1000, GOING_AWAY: 1001, ABNORMAL: 1006, MESSAGE_TOO_BIG: 1009, INTERNAL_ERROR: 1011,
   AUTH_FAILED: 4401, TOKEN_EXPIRED: 4402, TOKEN_REVOKED: 4403, AUTH_TIMEOUT: 4408, TOO_MANY_CONNECTIONS: 4409,
   IDLE_TIMEOUT: 4410, SLOW_CONSUMER: 4413,
-  // Client-side only: our own close after a missing MsgPong (4000–4099 are private use).
-  PING_TIMEOUT: 4000,
+  DISCONNECTED: 4000,  // closed by an operator (server API, console); reconnect per policy
+  // Client-side only: our own close after a missing MsgPong. 4100 and not 4000, which the
+  // server sends when an operator disconnects a client.
+  PING_TIMEOUT: 4100,
 });
 
 /** An error the server sent (its `code`, e.g. "WS_USER_NOT_FOUND"), or a client failure. */

@@ -76,10 +76,26 @@ class Gateway:
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Stop the watchdog; give connections still closing ``grace`` s, then cancel."""
+        """Stop the watchdog; give connections still closing ``grace`` s, then cancel;
+        close the idle ones (no task reads them) and wait until each is settled."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
+        await self._settle(grace)
+        idle = [c for c in self.connections if c.reader is None]
+        for conn in idle:
+            conn.close(CloseCode.NORMAL)
+        if idle:  # each close ends within write_timeout (Connection._close_socket)
+            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in idle])
+        # A closed socket's end (connection_lost, a loop turn later) starts the task
+        # that settles it: wait for those too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(c in self.connections for c in idle) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await self._settle(grace)
+
+    async def _settle(self, grace: float) -> None:
         if self._serving:
             _, stuck = await asyncio.wait(list(self._serving), timeout=grace)
             for task in stuck:
@@ -130,13 +146,20 @@ class Gateway:
                           if self.service.hooks.any else None)
         self.connections.add(conn)
         peer.on_gone = functools.partial(self._peer_gone, conn)
-        # A task of its own, so that aiohttp's request, its tasks and the middleware
-        # frames end here rather than live as long as the socket.
+        bucket = TokenBucket(self.settings.rate_limit, self.settings.rate_burst,
+                             asyncio.get_running_loop().time())
+        # Read by a task of its own, made only when there is something to read: aiohttp's
+        # request, its tasks and the middleware frames end here, and an idle connection
+        # holds no task or coroutine at all (Connection.reader is then None).
+        peer.park(functools.partial(self._resume, peer, conn, claim(request), bucket))
+        return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
+
+    def _resume(self, peer: WsPeer, conn: Connection, lease: Lease, bucket: TokenBucket) -> None:
+        """Something arrived on an idle socket: read it until the socket is idle again."""
         task = conn.reader = asyncio.get_running_loop().create_task(
-            self._run(peer, conn, claim(request)))
+            self._run(peer, conn, lease, bucket))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
-        return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
 
     def _peer_gone(self, conn: Connection) -> None:
         """The client closed (or its TCP connection ended) while the reader was busy
@@ -161,11 +184,13 @@ class Gateway:
         self._settling.add(settle)
         settle.add_done_callback(self._settling.discard)
 
-    async def _run(self, peer: WsPeer, conn: Connection, lease: Lease) -> None:
+    async def _run(self, peer: WsPeer, conn: Connection, lease: Lease,
+                   bucket: TokenBucket) -> None:
         CURRENT.set(conn)  # for the logs: this task's records name the connection
         reader = asyncio.current_task()
+        idle = False
         try:
-            await self._serve(peer, conn)
+            idle = await self._serve(peer, conn, bucket)
         except asyncio.CancelledError:
             if conn.expiry is None:
                 raise
@@ -173,24 +198,32 @@ class Gateway:
             pass
         finally:
             conn.reader = None  # from here on, nothing may cancel this task
-            if conn.expiry is not None and reader is not None:
-                # Our own cancel (Connection.stop_reader), raised or swallowed by a
-                # library mid-request (seen in the presence lookup on Python 3.11):
-                # take it back, then close with the reason it was given.
-                while reader.cancelling():
-                    reader.uncancel()
-                conn.close(conn.expiry, conn.expiry_words())
-            self.connections.discard(conn)
-            lease.release()  # the connection cap's slot (gateway/caps.py)
-            if not conn.closed:
-                conn.close(peer.close_code or CloseCode.NORMAL)
-            self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
-            try:
-                # Shielded: the node's stop cancels what is left, and the slot, presence
-                # and offline announcement must still be settled.
-                await asyncio.shield(self._disconnected(conn))
-            finally:
-                await conn.wait_closed()
+            if idle:  # nothing more to read for now: the next frame makes a new task
+                peer.park(functools.partial(self._resume, peer, conn, lease, bucket))
+            else:
+                await self._finish(peer, conn, lease, reader)
+
+    async def _finish(self, peer: WsPeer, conn: Connection, lease: Lease,
+                      reader: asyncio.Task[Any] | None) -> None:
+        """The connection ended: settle its slot, presence and close (once)."""
+        if conn.expiry is not None and reader is not None:
+            # Our own cancel (Connection.stop_reader), raised or swallowed by a
+            # library mid-request (seen in the presence lookup on Python 3.11):
+            # take it back, then close with the reason it was given.
+            while reader.cancelling():
+                reader.uncancel()
+            conn.close(conn.expiry, conn.expiry_words())
+        self.connections.discard(conn)
+        lease.release()  # the connection cap's slot (gateway/caps.py)
+        if not conn.closed:
+            conn.close(peer.close_code or CloseCode.NORMAL)
+        self.service.metrics.disconnects.labels(str(conn.close_code)).inc()
+        try:
+            # Shielded: the node's stop cancels what is left, and the slot, presence
+            # and offline announcement must still be settled.
+            await asyncio.shield(self._disconnected(conn))
+        finally:
+            await conn.wait_closed()
 
     async def _disconnected(self, conn: Connection) -> None:
         for hook in self.on_disconnect:
@@ -200,23 +233,25 @@ class Gateway:
                 log.exception("%s: disconnect hook failed", conn.id)
         await self.service.disconnected(conn)
 
-    async def _serve(self, ws: WsPeer, conn: Connection) -> None:
+    async def _serve(self, ws: WsPeer, conn: Connection, bucket: TokenBucket) -> bool:
+        """Handle the socket's messages; True if it went idle, False if it is done."""
         svc = self.service
         loop = asyncio.get_running_loop()
-        bucket = TokenBucket(self.settings.rate_limit, self.settings.rate_burst, loop.time())
         while not conn.closed and conn.expiry is None:
+            if not ws.pending:
+                return True
             msg = await ws.receive()
             conn.last_seen = loop.time()
             if msg.type == WSMsgType.PING:
                 await ws.pong(msg.data)
                 continue
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return
+                return False
             if msg.type == WSMsgType.ERROR:
                 code = ws.close_code or CloseCode.MESSAGE_TOO_BIG
                 log.info("%s protocol error: %s", conn.id, ws.error)
                 conn.close(code, "protocol error")
-                return
+                return False
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or (
                     self.draining and not conn.user_id):
                 continue
@@ -252,6 +287,7 @@ class Gateway:
                     self._idle.set()
             if conn.backlogged:  # pace a client that sends faster than it reads
                 await conn.drain()
+        return False
 
     def _confirms_more(self, conn: Connection, ack: AckPayload | None) -> bool:
         """True for a delivery ack that confirms more than this connection did before.
