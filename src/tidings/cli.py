@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import getpass
 import logging
 import os
-import signal
-import socket
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tidings import __version__
 from tidings.cli_broker import add_broker_commands, publish, token_list, token_revoke
 from tidings.cli_config import add_config_commands, config_command
-from tidings.cli_errors import opened_store, reason, unexpected
+from tidings.cli_errors import opened_store, unexpected
+from tidings.cli_serve import check_port_free, run, serve
 from tidings.cli_webhooks import add_webhook_commands, run_webhooks
 from tidings.config import HELP, Loaded, Settings, SettingsError, resolve
 
@@ -142,69 +139,6 @@ def config_source(loaded: Loaded) -> str:
     return "; ".join(parts) or "defaults only"
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Exit with a message if ``host:port`` cannot be listened on — before migrations
-    run or a drain is logged. (The node binds again when it starts: a port taken in
-    between still fails there, with the same message.)"""
-    if port == 0:
-        return
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        raise SystemExit(f"tidings: cannot listen on {host}:{port}: {reason(exc)}") from None
-    finally:
-        sock.close()
-
-
-async def _serve(settings: Settings, source: str = "defaults only") -> None:
-    from tidings.cli_errors import unreachable_types
-    from tidings.server import Server
-
-    async with opened_store(settings.database_url) as store:  # its own clear message
-        applied = await store.migrate()
-    if applied:  # the operator sees the schema change before the node listens
-        log.info("applied migrations: %s", ", ".join(applied))
-    try:
-        server = Server(settings)  # opens store and bus by URL, reads the JWT key file
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"tidings: {reason(exc)}") from None
-    server.config_source = source
-    # Handlers first: a SIGTERM that comes while the node starts (a `docker stop` or a
-    # deploy right after a start) is a drain once it listens, not an abrupt exit.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _on_signal, stop, sig)
-    try:
-        await server.start()
-    except unreachable_types() as exc:  # port taken meanwhile, database unreachable
-        log.debug("start failed", exc_info=True)
-        await server.stop()
-        raise SystemExit(f"tidings: cannot start: {reason(exc)}") from None
-    _tune_gc()
-    await stop.wait()
-    # The drain keeps within shutdown_timeout; the bound here covers a store or bus
-    # that hangs while closing (what was acknowledged is durable already).
-    try:
-        async with asyncio.timeout(settings.shutdown_timeout):
-            await server.stop()
-    except TimeoutError:
-        raise SystemExit("tidings: shutdown did not finish in time; exiting anyway") from None
-
-
-def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    if not stop.is_set():
-        log.info("%s received: shutting down (draining; a second signal exits at once)",
-                 sig.name)
-        stop.set()
-        return
-    log.warning("%s again: exiting without draining", sig.name)
-    logging.shutdown()
-    os._exit(1)
-
-
 async def _migrate(settings: Settings) -> None:
     async with opened_store(settings.database_url) as store:
         applied = await store.migrate()
@@ -318,35 +252,6 @@ def _check_password(password: str) -> None:
         raise SystemExit(f"tidings: invalid password: {in_words(exc)}") from None
 
 
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between collections of the youngest generation (CPython's default: 700)."""
-
-
-def _tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a serving node.
-
-    A busy node makes a few dozen container objects per chat, each alive for the
-    ~100 ms until its commit. With the default thresholds most of them were still
-    alive at a young collection, got promoted, and so made full collections (every
-    object of the process) frequent. Objects made while starting live as long as the
-    node, so they are frozen out of collections, and young collections wait for more
-    allocations: with the per-chat structs untracked, 15-20 % more chats acknowledged
-    per CPU-second (bench: durable chat).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
-
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(coro)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(coro)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``tidings`` command: exits 0, or non-zero with one line
     saying what is wrong (never a traceback)."""
@@ -380,26 +285,26 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str] | None, loaded: Load
             if settings.workers == 1:  # workers > 1: each would want the port; refused below
                 check_port_free(settings.metrics_host, settings.metrics_port)
         if settings.workers > 1 and not workers.is_worker():
-            _run(_migrate(settings))  # once, before the workers race to do it
+            run(_migrate(settings))  # once, before the workers race to do it
             raise SystemExit(workers.supervise(
                 list(sys.argv[1:] if argv is None else argv), settings.workers))
-        _run(_serve(settings, config_source(loaded)))
+        run(serve(settings, config_source(loaded)))
     elif args.command == "migrate":
-        _run(_migrate(settings))
+        run(_migrate(settings))
     elif args.command == "user":
         _check_username(args.name)  # before prompting for a password
         password = args.password or os.environ.get("TIDINGS_PASSWORD") or getpass.getpass()
         _check_password(password)
-        _run(_user_add(settings, args.name, password))
+        run(_user_add(settings, args.name, password))
     elif args.command == "desks":
-        _run(_desks_demo(settings, args))
+        run(_desks_demo(settings, args))
     elif args.command == "publish":
-        _run(publish(args))
+        run(publish(args))
     elif args.command == "webhooks":
-        _run(run_webhooks(settings, args, opened_store))
+        run(run_webhooks(settings, args, opened_store))
     elif args.action == "list":
-        _run(token_list(settings, args, opened_store))
+        run(token_list(settings, args, opened_store))
     elif args.action == "revoke":
-        _run(token_revoke(settings, args, opened_store))
+        run(token_revoke(settings, args, opened_store))
     else:
-        _run(_token_create(settings, args))
+        run(_token_create(settings, args))

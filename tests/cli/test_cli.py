@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.server import RunningServer
 from tests.support.wire import Wire
-from tidings import __version__, cli
+from tidings import __version__, cli_serve
 from tidings.auth import hash_token, verify_password
 from tidings.cli import main
 from tidings.config import Settings
@@ -304,7 +304,7 @@ async def test_serve_runs_until_sigterm_then_stops_cleanly(sqlite_url, caplog):
     caplog.set_level(logging.INFO, logger="tidings")
     loop = asyncio.get_running_loop()
     original = signal.getsignal(signal.SIGTERM)
-    task = asyncio.create_task(cli._serve(Settings(port=0, database_url=sqlite_url)))
+    task = asyncio.create_task(cli_serve.serve(Settings(port=0, database_url=sqlite_url)))
     try:
         async with asyncio.timeout(10):
             # Signal only once _serve's handler is in place (the default would end

@@ -23,6 +23,7 @@ from tidings.gateway.connection import CURRENT, Connection
 from tidings.gateway.origins import origin_allowed
 from tidings.gateway.wire import WsPeer
 from tidings.hub.chat import ChatService
+from tidings.logs import REQUEST_ID
 from tidings.protocol.codec import Frame, ProtocolError, decode_frame, decode_payload
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
 from tidings.protocol.messages import (
@@ -151,13 +152,17 @@ class Gateway:
         # Read by a task of its own, made only when there is something to read: aiohttp's
         # request, its tasks and the middleware frames end here, and an idle connection
         # holds no task or coroutine at all (Connection.reader is then None).
-        peer.park(functools.partial(self._resume, peer, conn, claim(request), bucket))
+        # The reading tasks start from the socket's callbacks, outside this request's
+        # context: they carry its request id (the access log's) themselves.
+        peer.park(functools.partial(self._resume, peer, conn, claim(request), bucket,
+                                    REQUEST_ID.get()))
         return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
 
-    def _resume(self, peer: WsPeer, conn: Connection, lease: Lease, bucket: TokenBucket) -> None:
+    def _resume(self, peer: WsPeer, conn: Connection, lease: Lease, bucket: TokenBucket,
+                request_id: str) -> None:
         """Something arrived on an idle socket: read it until the socket is idle again."""
         task = conn.reader = asyncio.get_running_loop().create_task(
-            self._run(peer, conn, lease, bucket))
+            self._run(peer, conn, lease, bucket, request_id))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
 
@@ -185,8 +190,9 @@ class Gateway:
         settle.add_done_callback(self._settling.discard)
 
     async def _run(self, peer: WsPeer, conn: Connection, lease: Lease,
-                   bucket: TokenBucket) -> None:
+                   bucket: TokenBucket, request_id: str) -> None:
         CURRENT.set(conn)  # for the logs: this task's records name the connection
+        REQUEST_ID.set(request_id)  # ... and the upgrade request
         reader = asyncio.current_task()
         idle = False
         try:
@@ -199,7 +205,8 @@ class Gateway:
         finally:
             conn.reader = None  # from here on, nothing may cancel this task
             if idle:  # nothing more to read for now: the next frame makes a new task
-                peer.park(functools.partial(self._resume, peer, conn, lease, bucket))
+                peer.park(functools.partial(self._resume, peer, conn, lease, bucket,
+                                            request_id))
             else:
                 await self._finish(peer, conn, lease, reader)
 
