@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
 import pytest
+import redis.exceptions
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
@@ -75,3 +77,25 @@ def test_error_response_adds_extra_headers():
     response = error_response(429, "RATE_LIMITED", "slow down", {"Retry-After": "3"})
     assert response.headers["Retry-After"] == "3"
     assert body(response)["error"]["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize("exc", [
+    TimeoutError(),
+    asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    asyncpg.QueryCanceledError("canceling statement due to statement timeout"),
+    redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
+    redis.exceptions.TimeoutError("Timeout reading from socket"),
+], ids=type)
+async def test_a_store_or_bus_that_does_not_answer_is_a_503_to_retry(exc, caplog):
+    response = await run(exc)
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    error = body(response)["error"]
+    assert isinstance(error, dict) and error["code"] == "BACKEND_UNAVAILABLE"
+    assert "retry shortly" in error["message"]
+    assert all(r.exc_info is None for r in caplog.records)  # one line, no traceback
+
+
+async def test_a_database_error_that_is_a_bug_stays_a_500():
+    response = await run(asyncpg.UniqueViolationError("duplicate key"))
+    assert response.status == 500
+    assert body(response) == {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}

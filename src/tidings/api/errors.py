@@ -7,7 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
+import redis.exceptions
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -25,6 +27,14 @@ _STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404:
                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "BODY_TOO_LARGE",
                  415: "UNSUPPORTED_MEDIA_TYPE", 422: "INVALID_BODY", 426: "UPGRADE_REQUIRED",
                  429: "RATE_LIMITED"}
+
+# A database or Redis the node cannot reach, or that did not answer in time (a
+# partition, a restart): the request may succeed a moment later, so 503, not 500.
+# Narrow on purpose: a constraint violation or a bad statement stays a 500 (a bug).
+BACKEND_UNREACHABLE: tuple[type[BaseException], ...] = (
+    TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.QueryCanceledError, asyncpg.CannotConnectNowError,
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class ApiError(Exception):
@@ -99,6 +109,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ConnectionError as exc:  # the client went away mid-request: not our failure
         log.info("%s %s: client disconnected (%s)", request.method, request.path, exc)
         return error_response(400, "CLIENT_GONE", "connection closed by the client")
+    except BACKEND_UNREACHABLE as exc:
+        why = str(exc) or type(exc).__name__
+        log.warning("%s %s: the store or bus did not answer: %s", request.method,
+                    request.path, why)
+        return error_response(503, "BACKEND_UNAVAILABLE",
+                              f"the store or bus did not answer ({why}); retry shortly",
+                              {"Retry-After": "1"})
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "internal error")
