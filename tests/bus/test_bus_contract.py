@@ -20,7 +20,13 @@ from tidings.bus import (
     RevokeEvent,
     open_bus,
 )
-from tidings.bus.base import DeskChangeEvent, EditingEvent, ReplacedEvent
+from tidings.bus.base import (
+    ControlAnswer,
+    ControlQuery,
+    DeskChangeEvent,
+    EditingEvent,
+    ReplacedEvent,
+)
 from tidings.bus.wire import EventCodec
 from tidings.metrics import Metrics
 from tidings.store.base import StoredMessage
@@ -148,6 +154,10 @@ def test_every_event_type_round_trips_through_the_wire_codec() -> None:
         ChannelPresenceEvent: ChannelPresenceEvent("room:1", "join", 2, "d"),
         EditingEvent: EditingEvent(["s1"], "takeover_request", {"request_id": "r", "n": 1}),
         DeskChangeEvent: DeskChangeEvent("UPDATE", 7, floor_id=2, old_floor_id=1, key="k"),
+        ControlQuery: ControlQuery("q1", "node-1", "disconnect",
+                                   {"user_id": 3, "code": 4000, "reason": "bye"}),
+        ControlAnswer: ControlAnswer("q1", "node-1", "node-2",
+                                     {"closed": 1, "connections": [{"key": "node-2/c1"}]}),
     }
     for member in typing.get_args(Event):
         event = samples.get(member)

@@ -61,7 +61,7 @@ class Revocations:
                 if conn.reader is not None:
                     conn.stop_reader(CloseCode.TOKEN_REVOKED)  # closes with a handshake
                 else:
-                    conn.close(CloseCode.TOKEN_REVOKED, "token revoked")
+                    conn.close(CloseCode.TOKEN_REVOKED, "token_revoked")  # as stop_reader
                 closed += 1
         return closed
 
