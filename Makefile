@@ -39,7 +39,7 @@ serve: $(VENV)/.installed $(DESKMAP_BUILT)
 ##       the deployment tests are `make test-deploy`
 test: $(VENV)/.dev $(DESKMAP_BUILT)
 	scripts/test-deps
-	$(BIN)/python -m pytest --ignore=tests/deploy --cov --cov-report=term --cov-fail-under=90 $(ARGS)
+	$(BIN)/python -m pytest --ignore=tests/deploy --cov --cov-report=term --cov-fail-under=90 --durations=25 $(ARGS)
 	$(MAKE) test-js
 
 ## test-deploy: deploy/ for real (tests/deploy): the Docker image, the compose stack behind
