@@ -51,10 +51,10 @@ async def run(workdir: Path, clients: int, *, workers: int | None = None) -> dic
             "load_average_before": load_before, "load_average_after": load_average()}
 
 
-async def auth_rate(workdir: Path, clients: int, *, backlog: int = 2) -> dict[str, Any]:
-    """Open ``clients`` sockets, then send every ``MsgAuth`` at once (opaque tokens, each
-    user with ``backlog`` messages waiting); auths/s until each has its last backlog page."""
-    url = f"sqlite:///{workdir}/auth-{time.time_ns()}.db"
+async def _accounts_with_backlog(workdir: Path, name: str, clients: int,
+                                 backlog: int) -> tuple[str, list[Any]]:
+    """A fresh SQLite store of ``clients`` users, each with ``backlog`` messages waiting."""
+    url = f"sqlite:///{workdir}/{name}-{time.time_ns()}.db"
     accounts = await create_accounts(url, clients)
     store = open_store(url)
     rng = random.Random(1)
@@ -64,6 +64,13 @@ async def auth_rate(workdir: Path, clients: int, *, backlog: int = 2) -> dict[st
             for a in accounts for _ in range(backlog)])
     finally:
         await store.close()
+    return url, accounts
+
+
+async def auth_rate(workdir: Path, clients: int, *, backlog: int = 2) -> dict[str, Any]:
+    """Open ``clients`` sockets, then send every ``MsgAuth`` at once (opaque tokens, each
+    user with ``backlog`` messages waiting); auths/s until each has its last backlog page."""
+    url, accounts = await _accounts_with_backlog(workdir, "auth", clients, backlog)
     port = free_port()
     server = tidings_node.start(workdir, url, port)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -154,16 +161,7 @@ async def c_run(workdir: Path, clients: int, *, backlog: int = 2) -> dict[str, A
     """
     from bench.harness import LoadGen, cpu_ticks
 
-    url = f"sqlite:///{workdir}/cstorm-{time.time_ns()}.db"
-    accounts = await create_accounts(url, clients)
-    store = open_store(url)
-    rng = random.Random(1)
-    try:
-        await store.append_messages([
-            NewMessage(a.user_id, "bench", rng.choice(accounts).user_id, "text", "hello", 0)
-            for a in accounts for _ in range(backlog)])
-    finally:
-        await store.close()
+    url, accounts = await _accounts_with_backlog(workdir, "cstorm", clients, backlog)
     init = workdir / "cstorm-init.txt"
     with init.open("w") as f:
         for n, a in enumerate(accounts):
