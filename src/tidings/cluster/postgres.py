@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
-from tidings.store.postgres import close_pool
+from tidings.store.postgres_pool import close_pool
 
 _SCHEMA = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_nodes (

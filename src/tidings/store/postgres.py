@@ -26,6 +26,7 @@ from .migrate import migrate_postgres
 from .postgres_admin import PostgresAdmin
 from .postgres_channels import PostgresChannels
 from .postgres_outbox import INSERT_EVENTS, PostgresOutbox
+from .postgres_pool import COMMAND_TIMEOUT, close_pool
 from .postgres_tokens import PostgresTokens
 from .tokenrow import scopes_column, token_from_row
 
@@ -146,29 +147,6 @@ _SeqKey = tuple[int, str, int]
 
 def _key(m: NewMessage | StoredMessage) -> _SeqKey:
     return (m.sender_id, m.sender_device, m.client_seq)
-
-
-COMMAND_TIMEOUT = 5.0
-"""Seconds a statement may wait for PostgreSQL before it fails (and a chat in it is
-refused with WS_INTERNAL_ERROR). A network partition, or a server whose host went
-away, does not reset the connection: without a bound, the statement, and every
-connection teardown that stores a cursor, would wait for as long as TCP retries."""
-
-
-async def close_pool(pool: Any, within: float = COMMAND_TIMEOUT) -> None:
-    """Close an asyncpg pool gracefully, or terminate its connections after ``within`` s:
-    a graceful close waits for the server to see each connection end, which a
-    partitioned or half-open link never lets it (a node cut off that way took its whole
-    ``shutdown_timeout`` to exit, then was killed)."""
-    closing = asyncio.ensure_future(pool.close())
-    done, _ = await asyncio.wait({closing}, timeout=within)
-    if not done:
-        log.warning("postgres: connections did not close within %g s; terminated", within)
-        pool.terminate()
-        closing.cancel()
-        closing.add_done_callback(lambda t: t.cancelled() or t.exception())
-    else:
-        closing.result()
 
 
 class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOutbox, Store):

@@ -136,7 +136,7 @@ class PostgresDeskDb(DeskDb):
         """Close the pool."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            from tidings.store.postgres import close_pool  # asyncpg only when used
+            from tidings.store.postgres_pool import close_pool  # asyncpg only when used
 
             await close_pool(pool)
 
