@@ -199,7 +199,8 @@ async def publish_batch(request: web.Request) -> web.Response:
     return json_response(BatchResults(out))
 
 
-def _channel_param(request: web.Request) -> str:
+def channel_param(request: web.Request) -> str:
+    """The ``{name}`` of the path, a valid channel name, else 400 ``BAD_PARAMETER``."""
     name = request.match_info["name"]
     try:
         return msgspec.convert(name, ChannelName)
@@ -211,7 +212,7 @@ async def history(request: web.Request) -> web.Response:
     """``GET /api/v1/channels/{name}/history?since=&limit=``: retained publications after
     ``since`` (default 0: all retained), oldest first."""
     me = await authenticated(request)
-    channel = _channel_param(request)
+    channel = channel_param(request)
     since = int_param(request, "since", 0) or 0
     limit = int_param(request, "limit", 100, low=1, high=1000) or 100
     broker = request.app[BROKER]
@@ -231,7 +232,7 @@ async def presence(request: web.Request) -> web.Response:
     """``GET /api/v1/channels/{name}/presence``: who is subscribed (namespaces with
     ``presence`` only)."""
     me = await authenticated(request)
-    channel = _channel_param(request)
+    channel = channel_param(request)
     broker = request.app[BROKER]
     try:
         ns = broker.authorize("subscribe", channel, me.user_id, me.scopes)

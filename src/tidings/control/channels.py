@@ -17,9 +17,8 @@ from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import int_param
 from tidings.channels.errors import BrokerError
-from tidings.channels.routes import BROKER, ChannelHistory
+from tidings.channels.routes import BROKER, ChannelHistory, channel_param
 from tidings.channels.wire import publication_json
-from tidings.control.routes import channel_param
 from tidings.protocol.messages import ChannelName, PublicationType, PublishAckPayload
 from tidings.store.channels import NewPublication
 

@@ -24,6 +24,7 @@ from tidings.api import audit
 from tidings.api.errors import ApiError, json_response, read_json
 from tidings.api.openapi import Operation, Param, describe
 from tidings.api.routes import SERVICE
+from tidings.channels.routes import channel_param
 from tidings.control.cluster import ClusterControl, Gathered
 from tidings.protocol.codes import CloseCode
 from tidings.protocol.messages import ChannelName
@@ -138,14 +139,6 @@ def user_id_param(request: web.Request) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 0 < len(raw) <= 18 or int(raw) == 0:
         raise ApiError(400, "BAD_PARAMETER", "the user id is a positive integer")
     return int(raw)
-
-
-def channel_param(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        return msgspec.convert(name, ChannelName)
-    except msgspec.ValidationError:
-        raise ApiError(400, "BAD_PARAMETER", f"invalid channel name {name!r}") from None
 
 
 def connection_views(gathered: Gathered) -> list[ConnectionView]:
