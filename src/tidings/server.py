@@ -88,7 +88,8 @@ class Server:
                                    registry=self.registry)
         self.membership = Membership(self.registry, self.hub, self.service.presence.went_offline,
                                      self.metrics, interval=settings.heartbeat_interval,
-                                     node_timeout=settings.node_timeout)
+                                     node_timeout=settings.node_timeout,
+                                     refresh=self.store.refresh)
         self.gateway = Gateway(self.service)
         self.broker = Broker(self.service)
         self.hub.listeners.append(self.broker.on_event)

@@ -292,11 +292,22 @@ async def test_health_reports_ok_store_connections_and_uptime(server, http):
     assert later["uptime_seconds"] >= body["uptime_seconds"]
 
 
-async def test_health_is_503_degraded_when_the_store_is_down(server, http):
-    await server.node.store.close()
+async def test_health_is_503_degraded_when_the_store_is_down(server, http, monkeypatch):
+    store = server.node.store
+    refreshed: list[bool] = []
+
+    async def refresh() -> None:  # the real one, counted
+        refreshed.append(True)
+        await type(store).refresh(store)
+
+    monkeypatch.setattr(store, "refresh", refresh)
+    _, ok, _ = await call(http, server, "GET", "/api/health")
+    assert ok["status"] == "ok" and not refreshed
+    await store.close()
     status, body, _ = await call(http, server, "GET", "/api/health")
     assert status == 503
     assert body["status"] == "degraded" and body["store"].startswith("error: ")
+    assert refreshed == [True]  # the next statements get fresh connections
 
 
 async def test_metrics_count_connections_stored_messages_and_errors(server, http):

@@ -75,6 +75,15 @@ async def test_ping_succeeds_on_a_reachable_database(store: Store) -> None:
     await store.ping()
 
 
+async def test_refresh_keeps_the_store_working(store: Store) -> None:
+    """Called after a failed ping: statements in flight and after it still work."""
+    user = await store.create_user("refreshed", "hash")
+    found, _ = await asyncio.gather(store.get_user(user.id), store.refresh())
+    assert found == user
+    await store.refresh()
+    assert await store.get_user(user.id) == user
+
+
 async def test_a_closed_store_refuses_work(store_url: str) -> None:
     opened = open_store(store_url)
     await opened.migrate()
@@ -427,3 +436,24 @@ async def test_concurrent_appends_get_unique_increasing_ids_and_none_is_lost(
     every = sorted(i for written in per_writer for i in written)
     assert len(set(every)) == tasks * per_task
     assert seen == every
+
+
+async def test_a_refreshed_postgres_pool_runs_the_next_statement_on_a_new_connection(
+        store_url: str) -> None:
+    """After a partition every pooled connection may be dead without a word: refresh
+    (on a failed health check or heartbeat) makes the next statement open a new one
+    instead of waiting out its timeout on an old one."""
+    if not store_url.startswith("postgres"):
+        pytest.skip("only a pool of network connections has anything to refresh")
+    from tidings.store.postgres import PostgresStore
+
+    store = open_store(store_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        backend = "SELECT pg_backend_pid()"
+        first = await store._fetchrow(backend)
+        assert await store._fetchrow(backend) == first  # the pool hands the same one back
+        await store.refresh()
+        assert await store._fetchrow(backend) != first
+    finally:
+        await store.close()

@@ -196,6 +196,7 @@ async def health(request: web.Request) -> web.Response:
         why = f"no answer within {HEALTH_TIMEOUT:g} s" if isinstance(exc, TimeoutError) \
             else str(exc) or type(exc).__name__
         body.status, body.store = "degraded", f"error: {why}"
+        await service.store.refresh()
         return json_response(body, status=503)
     if body.bus != "ok":  # this node cannot reach the others: send clients elsewhere
         body.status = "degraded"

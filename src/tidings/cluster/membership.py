@@ -18,14 +18,19 @@ from tidings.metrics import Metrics
 log = logging.getLogger(__name__)
 
 Announce = Callable[[int], Awaitable[None]]
+Refresh = Callable[[], Awaitable[None]]
 
 
 class Membership:
     """Runs the heartbeat of one node."""
 
     def __init__(self, registry: Registry, hub: Hub, announce_offline: Announce,
-                 metrics: Metrics, *, interval: float, node_timeout: float = 15.0) -> None:
+                 metrics: Metrics, *, interval: float, node_timeout: float = 15.0,
+                 refresh: Refresh | None = None) -> None:
         self.registry = registry
+        # Other links to renew with the registry's when a beat fails (the store's): a
+        # node cut from its registry was most likely cut from its database too.
+        self._refresh = refresh
         self._hub = hub
         self._announce = announce_offline
         self._metrics = metrics
@@ -108,8 +113,11 @@ class Membership:
                 beat.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _reset(self) -> None:
-        """Start the next beat on fresh registry connections (Registry.reset)."""
+        """Start the next beat on fresh registry connections (Registry.reset), and let
+        the next statements of ``refresh``'s owner use fresh ones too."""
         try:
             await asyncio.wait_for(self.registry.reset(), self._beat_timeout)
+            if self._refresh is not None:
+                await asyncio.wait_for(self._refresh(), self._beat_timeout)
         except Exception as exc:
             log.debug("resetting the registry connections failed: %s", exc)

@@ -121,6 +121,14 @@ class Store(AdminStore):
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
 
+    async def refresh(self) -> None:
+        """Open fresh connections for the next statements; called when ``ping`` fails.
+        After a partition every pooled connection may be dead without a word (no FIN,
+        no RST), and each would otherwise be found one statement timeout at a time.
+        Statements in flight are left to finish or time out. A store without a pool
+        of network connections has nothing to refresh."""
+        return None
+
     # users
 
     @abc.abstractmethod

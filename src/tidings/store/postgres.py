@@ -206,6 +206,12 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         """Raise if the database cannot be reached."""
         await self._fetchrow("SELECT 1")
 
+    async def refresh(self) -> None:
+        """Expire the pool's connections: each is replaced on its next acquire, or
+        closed when its statement in flight releases it (see Store.refresh)."""
+        if self._pool is not None:
+            await self._pool.expire_connections()
+
     # users
 
     async def create_user(self, username: str, password_hash: str) -> User:
