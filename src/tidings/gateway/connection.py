@@ -122,7 +122,9 @@ class Connection:
         # Delivery state: pushes are buffered while the backlog is replayed, and
         # a chat push with an id at or below last_pushed_id was already sent.
         self.catching_up = True
-        self.buffered: list[object] = []
+        # Made when the first push is held back (hub.py): most connections get none
+        # during their replay, and an empty list each is 56 bytes (issue 19).
+        self.buffered: list[object] | None = None
         self.last_pushed_id = 0
         self.synced_id = 0  # highest id sent in an explicit MsgSyncRsp
         self.closed = False
