@@ -344,7 +344,7 @@ class Broker:
     def _lost(sub: Subscription, page: list[Publication]) -> bool:
         """True when the offset after ``sub.offset`` is gone from the store: the next one
         there (or, if none, the next one held back) lies further on."""
-        nearest = page[0].offset if page else min((p.offset for p in sub.buffered),
+        nearest = page[0].offset if page else min((p.offset for p in sub.buffered or ()),
                                                    default=None)
         return nearest is not None and nearest > sub.offset + 1
 

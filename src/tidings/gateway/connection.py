@@ -122,7 +122,9 @@ class Connection:
         # Delivery state: pushes are buffered while the backlog is replayed, and
         # a chat push with an id at or below last_pushed_id was already sent.
         self.catching_up = True
-        self.buffered: list[object] = []
+        # Made when the first push is held back (hub.py): most connections get none
+        # during their replay, and an empty list each is 56 bytes (issue 19).
+        self.buffered: list[object] | None = None
         self.last_pushed_id = 0
         self.synced_id = 0  # highest id sent in an explicit MsgSyncRsp
         self.closed = False
@@ -140,7 +142,10 @@ class Connection:
         self._socket = socket
         self._queue_size = queue_size
         self._write_timeout = write_timeout
-        self._outbox: list[tuple[bytes, bool]] = []
+        # Between writes the outbox is the shared empty tuple, not an empty list of its
+        # own (56 bytes on each idle connection, issue 19): the first frame queued makes
+        # the list. A writer task's list stays until it is done: pushes go to it.
+        self._outbox: list[tuple[bytes, bool]] | tuple[()] = ()
         # Bytes in the outbox: a frame count alone let a never-reading client hold
         # 100 frames of up to 1 MiB each (docs/reliability.md, "Memory under a flood").
         self._queue_bytes = queue_bytes
@@ -183,7 +188,10 @@ class Connection:
             log.warning("%s user %s: send queue full, closing", self.id, self.user_id)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False
-        self._outbox.append((data, self.binary if binary is None else binary))
+        outbox = self._outbox
+        if isinstance(outbox, tuple):  # nothing queued (see __init__)
+            outbox = self._outbox = []
+        outbox.append((data, self.binary if binary is None else binary))
         self._queued += len(data)
         self._schedule_flush()
         return True
@@ -191,7 +199,10 @@ class Connection:
     def reply(self, data: bytes) -> None:
         """Queue an answer to the client's own request (never refused: see module doc)."""
         if not self.closed:
-            self._outbox.append((data, self.binary))
+            outbox = self._outbox
+            if isinstance(outbox, tuple):  # nothing queued (see __init__)
+                outbox = self._outbox = []
+            outbox.append((data, self.binary))
             self._queued += len(data)
             self._schedule_flush()
 
@@ -218,7 +229,7 @@ class Connection:
             return
         self.closed = True
         self.close_code = code
-        self._outbox.clear()
+        self._outbox = ()
         self._queued = 0
         self._made_room()
         if self._writer is not None:
@@ -299,16 +310,17 @@ class Connection:
     def _flush(self) -> None:
         """Write everything queued in one go, unless the socket is backed up."""
         self._flush_due = False
-        if self.closed or self._writer is not None or not self._outbox:
+        outbox = self._outbox
+        if self.closed or self._writer is not None or not outbox:
             return
         try:
-            written = self._socket.write_now(self._outbox)
+            written = self._socket.write_now(outbox)
         except Exception as exc:
             self._write_failed(exc)
             return
         if written:
-            self.frames_out += len(self._outbox)
-            self._outbox.clear()
+            self.frames_out += len(outbox)
+            self._outbox = ()
             self._queued = 0
             self._made_room()
         else:

@@ -135,6 +135,8 @@ class Hub:
                         if c.device_id != message.sender_device]
         for conn in targets:
             if conn.catching_up:
+                if conn.buffered is None:
+                    conn.buffered = []
                 conn.buffered.append(message)
             elif message.id <= conn.last_pushed_id:
                 continue
@@ -156,7 +158,7 @@ class Hub:
 
     def finish_catch_up(self, conn: Connection) -> None:
         """Push what arrived during the backlog replay, then go live."""
-        buffered, conn.buffered = conn.buffered, []
+        buffered, conn.buffered = conn.buffered or (), None
         conn.catching_up = False
         if self.gap_fill is not None:
             # Buffered events may be out of order or incomplete: read them instead.
