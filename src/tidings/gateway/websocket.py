@@ -193,7 +193,6 @@ class Gateway:
                    bucket: TokenBucket, request_id: str) -> None:
         CURRENT.set(conn)  # for the logs: this task's records name the connection
         REQUEST_ID.set(request_id)  # ... and the upgrade request
-        reader = asyncio.current_task()
         idle = False
         try:
             idle = await self._serve(peer, conn, bucket)
@@ -207,8 +206,8 @@ class Gateway:
             if idle:  # nothing more to read for now: the next frame makes a new task
                 peer.park(functools.partial(self._resume, peer, conn, lease, bucket,
                                             request_id))
-            else:
-                await self._finish(peer, conn, lease, reader)
+            else:  # (the reader is looked up only here: most runs end idle)
+                await self._finish(peer, conn, lease, asyncio.current_task())
 
     async def _finish(self, peer: WsPeer, conn: Connection, lease: Lease,
                       reader: asyncio.Task[Any] | None) -> None:
