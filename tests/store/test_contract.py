@@ -359,6 +359,20 @@ async def test_store_acks_moves_cursors_and_marks_delivered_per_device(store: St
     assert await store.store_acks([]) == []
 
 
+async def test_store_acks_past_earlier_cursors_mark_only_what_is_still_sent(store: Store) -> None:
+    m = await send(store, msg(ALICE, BOB), msg(ALICE, BOB))
+    assert await store.store_acks([(BOB, "phone", m[1].id)]) == [
+        [Receipt(m[0].id, ALICE), Receipt(m[1].id, ALICE)]]
+    n = await send(store, msg(CAROL, BOB), msg(ALICE, BOB), msg(ALICE, CAROL))
+    assert await store.mark_read(BOB, n[0].id) == Receipt(n[0].id, CAROL)
+    # A device that never acked catches up past the phone: only Bob's new unread message
+    # is marked (the read one stays read); the phone then finds nothing left to mark.
+    assert await store.store_acks([(BOB, "tablet", n[1].id), (BOB, "phone", n[1].id)]) == [
+        [Receipt(n[1].id, ALICE)], []]
+    assert (await store.get_message(n[0].id)).status == "read"  # type: ignore[union-attr]
+    assert (await store.get_message(n[2].id)).status == "sent"  # type: ignore[union-attr]
+
+
 async def test_mark_read_from_sent_works_once(store: Store) -> None:
     [m] = await send(store, msg(ALICE, BOB))
     assert await store.mark_read(BOB, m.id) == Receipt(m.id, ALICE)

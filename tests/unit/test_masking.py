@@ -34,3 +34,21 @@ def test_an_unmasked_frame_after_masked_ones_is_seen_at_any_split(size: int) -> 
     for cut in (len(STREAM) - 1, len(STREAM), len(STREAM) + 1, len(stream)):
         assert feed([stream[:cut], stream[cut:]])
     assert feed([stream])
+
+
+def test_random_streams_split_at_random_agree_with_the_frames_sent() -> None:
+    """Masked frames of every length form, then maybe one unmasked, cut into random
+    reads: the check answers True exactly when the unmasked frame is there."""
+    import random
+
+    rng = random.Random(19)
+    for _ in range(300):
+        frames = [build_frame(OP_BINARY, b"p" * rng.choice([0, 1, 125, 126, 200, 65_536]))
+                  for _ in range(rng.randint(1, 6))]
+        bad = rng.random() < 0.5
+        if bad:
+            frames.append(build_frame(OP_TEXT, b"u" * rng.choice([0, 5, 126]), mask=False))
+        stream = b"".join(frames)
+        cuts = sorted(rng.sample(range(1, len(stream)), min(4, len(stream) - 1)))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        assert feed(chunks) is bad

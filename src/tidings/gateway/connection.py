@@ -184,7 +184,8 @@ class Connection:
         """Queue a frame without waiting. On overflow close as a slow consumer."""
         if self.closed:
             return False
-        if self.full:
+        # self.full, inlined: this runs for every push of every connection.
+        if len(self._outbox) >= self._queue_size or self._queued >= self._queue_bytes:
             log.warning("%s user %s: send queue full, closing", self.id, self.user_id)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return False

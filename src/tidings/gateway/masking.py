@@ -17,30 +17,29 @@ class MaskBitCheck:
 
     def __init__(self) -> None:
         self._head = b""  # the start of a header cut off by the end of a read
-        self._skip = 0  # payload bytes of the current frame still to come
+        self._skip = 0  # bytes of the current frame (its key, its payload) still to come
 
     def unmasked(self, data: bytes) -> bool:
         """Take the next bytes; True as soon as a frame without the mask bit starts."""
-        pos, end = 0, len(data)
-        while pos < end:
-            if self._skip:
-                step = min(self._skip, end - pos)
-                self._skip -= step
-                pos += step
-                continue
-            kept = len(self._head)
-            head = self._head + data[pos:pos + 14 - kept]  # 14: the longest header
-            if len(head) < 2:
-                self._head = head
-                return False
-            if not head[1] & 0x80:
+        # Runs on every read of every client: one step per frame, reading the header
+        # where it lies, and a copy only for a header cut by the end of a read (rare).
+        if self._head:
+            data, self._head = self._head + data, b""
+        pos, end = self._skip, len(data)
+        while pos + 1 < end:
+            second = data[pos + 1]
+            if not second & 0x80:
                 return True
-            length = head[1] & 0x7F
-            size = 6 + (2 if length == 126 else 8 if length == 127 else 0)
-            if len(head) < size:  # the read ended inside the header
-                self._head = head
-                return False
-            self._skip = length if length < 126 else int.from_bytes(head[2:size - 4], "big")
-            self._head = b""
-            pos += size - kept
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length  # header, key, payload
+                continue
+            size = 4 if length == 126 else 10  # up to the end of the extended length
+            if pos + size > end:
+                break  # the read ended inside the length: keep the header's start
+            pos += size + 4 + int.from_bytes(data[pos + 2:pos + size], "big")
+        if pos >= end:
+            self._skip = pos - end
+        else:  # one byte, or a header's start up to its extended length, is left
+            self._head, self._skip = data[pos:], 0
         return False

@@ -191,7 +191,6 @@ class Gateway:
         peer, conn = reading.peer, reading.conn
         CURRENT.set(conn)  # for the logs: this task's records name the connection
         REQUEST_ID.set(reading.request_id)  # ... and the upgrade request
-        reader = asyncio.current_task()
         idle = False
         try:
             idle = await self._serve(peer, conn, reading.bucket)
@@ -204,8 +203,8 @@ class Gateway:
             conn.reader = None  # from here on, nothing may cancel this task
             if idle:  # nothing more to read for now: the next frame makes a new task
                 peer.park(reading)
-            else:
-                await self._finish(peer, conn, reading.lease, reader)
+            else:  # (the reader is looked up only here: most runs end idle)
+                await self._finish(peer, conn, reading.lease, asyncio.current_task())
 
     async def _finish(self, peer: WsPeer, conn: Connection, lease: Lease,
                       reader: asyncio.Task[Any] | None) -> None:

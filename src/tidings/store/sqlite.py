@@ -117,6 +117,18 @@ UPDATE messages SET status = 'delivered'
 WHERE recipient_id = ? AND id <= ? AND status = 'sent'
 RETURNING id, sender_id"""
 
+# store_acks: only above the highest cursor of the user's devices (``?2``): each cursor
+# was reached by a store_acks that marked everything up to it, and SQLite gives ids in
+# commit order (one writer), so no message below it can still be 'sent'. The range walks
+# messages_recipient (there is no partial index of undelivered messages to keep up).
+_MARK_DELIVERED_ABOVE = """
+UPDATE messages SET status = 'delivered'
+WHERE recipient_id = ?1 AND id > ?2 AND id <= ?3 AND status = 'sent'
+RETURNING id, sender_id"""
+
+_HIGHEST_CURSOR = """
+SELECT coalesce(max(last_message_id), 0) FROM device_cursors WHERE user_id = ?"""
+
 _MARK_READ = """
 UPDATE messages SET status = 'read'
 WHERE id = ? AND recipient_id = ? AND status <> 'read'
@@ -353,8 +365,10 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
             out = []
             with _transaction(conn):
                 for user_id, device_id, up_to in items:
+                    row = _one(conn, _HIGHEST_CURSOR, (user_id,))  # before this one moves
+                    floor = int(row[0]) if row else 0
                     _rows(conn, _ADVANCE_CURSOR, (user_id, device_id, max(up_to, 0), now))
-                    rows = _rows(conn, _MARK_DELIVERED, (user_id, up_to))
+                    rows = _rows(conn, _MARK_DELIVERED_ABOVE, (user_id, floor, up_to))
                     out.append([Receipt(int(r[0]), int(r[1])) for r in sorted(rows)])
             return out
         return await self._run(job)
