@@ -9,33 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.sockets import RecordingSocket
 from tidings.channels.router import ChannelRouter, Subscription
 from tidings.gateway.connection import Connection
 from tidings.store.channels import Publication
 
 
-class _Socket:
-    """A socket that takes every write at once and records the frames."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    async def send(self, data: bytes, binary: bool) -> None:
-        self.frames.append(data)
-
-    def write_now(self, frames: list[tuple[bytes, bool]]) -> bool:
-        self.frames += [data for data, _ in frames]
-        return True
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 def _conn() -> Connection:
-    return Connection(_Socket(), queue_size=100, write_timeout=5.0)
+    return Connection(RecordingSocket(), queue_size=100, write_timeout=5.0)
 
 
 def _pub(channel: str, offset: int) -> Publication:

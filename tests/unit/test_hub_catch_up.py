@@ -8,6 +8,7 @@ import asyncio
 
 import msgspec
 
+from tests.support.sockets import RecordingSocket
 from tidings.bus.base import ChatEvent
 from tidings.gateway.connection import Connection
 from tidings.hub.hub import Hub
@@ -17,26 +18,6 @@ from tidings.protocol.codes import MsgType
 from tidings.store.base import StoredMessage
 
 
-class _Socket:
-    """A socket that takes every write at once and records the frames."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    async def send(self, data: bytes, binary: bool) -> None:
-        self.frames.append(data)
-
-    def write_now(self, frames: list[tuple[bytes, bool]]) -> bool:
-        self.frames += [data for data, _ in frames]
-        return True
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 def _chat(message_id: int) -> ChatEvent:
     return ChatEvent(StoredMessage(message_id, 1, "d1", 2, "text", f"m{message_id}", message_id,
                                    "sent", 1000))
@@ -44,7 +25,7 @@ def _chat(message_id: int) -> ChatEvent:
 
 async def test_chats_during_the_replay_are_held_then_pushed_once():
     hub = Hub(Metrics())
-    sock = _Socket()
+    sock = RecordingSocket()
     conn = Connection(sock, queue_size=100, write_timeout=5.0)
     conn.user_id, conn.device_id = 2, "d2"
     hub.add(conn)
@@ -63,7 +44,7 @@ async def test_chats_during_the_replay_are_held_then_pushed_once():
 
 async def test_a_replay_with_nothing_held_pushes_nothing():
     hub = Hub(Metrics())
-    sock = _Socket()
+    sock = RecordingSocket()
     conn = Connection(sock, queue_size=100, write_timeout=5.0)
     conn.user_id = 2
     hub.add(conn)
