@@ -381,7 +381,11 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         return 0 if row is None else int(row[0])
 
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
-        """Move the device's cursor forward (never backwards); return the stored cursor."""
+        """Move the device's cursor forward (never backwards); return the stored cursor.
+
+        The cursor alone: ``store_acks`` takes every cursor of the user as proof that
+        everything below it is marked delivered, so the server moves cursors through
+        ``store_acks`` only (this is the contract suite's building block)."""
         params = (user_id, device_id, max(message_id, 0), now_ms())
         rows = await self._run(lambda c: _rows(c, _ADVANCE_CURSOR, params))
         return int(rows[0][0])
