@@ -471,3 +471,24 @@ async def test_a_refreshed_postgres_pool_runs_the_next_statement_on_a_new_connec
         assert await store._fetchrow(backend) != first
     finally:
         await store.close()
+
+
+async def test_a_pooled_postgres_connection_is_not_reset_on_release(store_url: str) -> None:
+    """One round trip per pooled statement: asyncpg's default reset (``RESET ALL;
+    UNLISTEN *; ...``) on every release doubled them, so a session setting now
+    outlives its statement (Tidings makes none: postgres_pool.keep_session)."""
+    if not store_url.startswith("postgres"):
+        pytest.skip("only asyncpg's pool resets connections")
+    from tidings.store.postgres import PostgresStore
+
+    store = open_store(store_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        backend = "SELECT pg_backend_pid()"
+        first = await store._fetchrow(backend)
+        await store._execute("SET application_name = 'tidings-reset-probe'")
+        assert await store._fetchrow(backend) == first  # the same connection again
+        row = await store._fetchrow("SELECT current_setting('application_name')")
+        assert row[0] == "tidings-reset-probe"
+    finally:
+        await store.close()

@@ -133,14 +133,14 @@ class JwtKeys:
 
     async def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``; raise :class:`JwtError` saying why not."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
-            raise JwtError(f"invalid JWT: {exc}") from None
-        kid = header.get("kid")
-        candidates = list(self._verify)
-        if self.jwks is not None:
-            candidates += await self.jwks.keys(kid if isinstance(kid, str) else None)
+        candidates, kid = self._verify, None
+        if self.jwks is not None:  # only a JWKS needs the header first, for its kid
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.InvalidTokenError as exc:
+                raise JwtError(f"invalid JWT: {exc}") from None
+            candidates = candidates + await self.jwks.keys(kid if isinstance(kid, str)
+                                                           else None)
         if not candidates:
             raise JwtError(f"no key verifies JWTs with kid {kid!r}")
         last: Exception | None = None

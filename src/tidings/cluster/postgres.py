@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from tidings.cluster.base import Claim, Held, NodeStatus, Registry, now_ms
-from tidings.store.postgres_pool import close_pool
+from tidings.store.postgres_pool import close_pool, keep_session
 
 _SCHEMA = """
 CREATE UNLOGGED TABLE IF NOT EXISTS tidings_nodes (
@@ -94,7 +94,8 @@ class PostgresRegistry(Registry):
                 # A partitioned link is silent: bound every statement, as the
                 # heartbeat and releases must fail rather than wait (see membership.py).
                 self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4,
-                                                       timeout=5, command_timeout=5)
+                                                       timeout=5, command_timeout=5,
+                                                       reset=keep_session)
         return self._pool
 
     async def start(self) -> None:

@@ -26,7 +26,7 @@ from .migrate import migrate_postgres
 from .postgres_admin import PostgresAdmin
 from .postgres_channels import PostgresChannels
 from .postgres_outbox import INSERT_EVENTS, PostgresOutbox
-from .postgres_pool import COMMAND_TIMEOUT, close_pool
+from .postgres_pool import COMMAND_TIMEOUT, close_pool, keep_session
 from .postgres_tokens import PostgresTokens
 from .tokenrow import scopes_column, token_from_row
 
@@ -171,7 +171,8 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._url, min_size=self._min_size, max_size=self._max_size,
-                        timeout=COMMAND_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
+                        timeout=COMMAND_TIMEOUT, command_timeout=COMMAND_TIMEOUT,
+                        reset=keep_session)
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
@@ -193,7 +194,13 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         """Apply pending schema migrations; return the names applied."""
         pool = await self._get_pool()
         async with pool.acquire() as conn:
-            return await migrate_postgres(conn)
+            try:
+                return await migrate_postgres(conn)
+            except BaseException:
+                # The pool does not reset a connection (keep_session): one that failed
+                # mid-migration may still hold the migration lock, so it goes.
+                conn.terminate()
+                raise
 
     async def close(self) -> None:
         """Close every pooled connection."""

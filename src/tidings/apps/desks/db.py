@@ -121,8 +121,11 @@ class PostgresDeskDb(DeskDb):
                 if self._pool is None:
                     import asyncpg
 
+                    from tidings.store.postgres_pool import keep_session
+
                     self._pool = await asyncpg.create_pool(self.url, min_size=1,
-                                                           max_size=self._max_size)
+                                                           max_size=self._max_size,
+                                                           reset=keep_session)
         return self._pool
 
     @asynccontextmanager

@@ -181,8 +181,11 @@ class PostgresEditingDb(EditingDb):
             if self._pool is None:
                 import asyncpg
 
+                from tidings.store.postgres_pool import keep_session
+
                 self._pool = await asyncpg.create_pool(self._url, min_size=1,
-                                                       max_size=self._max_size)
+                                                       max_size=self._max_size,
+                                                       reset=keep_session)
         return self._pool
 
     @asynccontextmanager
