@@ -151,6 +151,9 @@ async def main(argv: list[str]) -> int:
             # The quick run leaves Tidings' /socket.io out here: fan-out covers it.
             conn_peers = [n for n in [*peers, "tidings"]
                           if not (quick and n == "tidings-socketio")]
+            if "tidings-socketio" in conn_peers:  # the aiohttp floor under it, beside it
+                conn_peers.insert(conn_peers.index("tidings-socketio"), "aiohttp-eio")
+                header["versions"]["aiohttp-eio"] = PEERS["aiohttp-eio"].version()
             for count in counts:
                 for rep in range(reps):
                     for name in conn_peers:

@@ -3,7 +3,9 @@
 The load generator spreads its connections over several 127.0.0.x source
 addresses (one address has only ~28k ephemeral ports). RSS is the server's
 resident memory after every connection is ready and a second has passed, minus
-its RSS before the first one connected, divided by the count.
+its RSS before the first one connected, divided by the count. The server's CPU time
+from the first connect until all are ready, divided by the count, is its CPU per
+connect (for a CPU-bound server, what bounds the seconds to connect them all).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import tidings_node
-from bench.harness import LoadGen, Server, free_port, load_average, rss_kib
+from bench.harness import LoadGen, Server, cpu_ticks, free_port, load_average, rss_kib
 from bench.peers import Peer
 
 PER_USER = 20  # Tidings: connections per user (its per-user limit is raised to match)
@@ -24,9 +26,11 @@ async def _measure(server: Server, make_loadgen: Any, count: int) -> dict[str, A
     await asyncio.sleep(1.0)  # let the server finish starting before the baseline
     pid = server.measured_pid
     before = rss_kib(pid)
+    cpu_before = cpu_ticks(pid)
     lg: LoadGen = make_loadgen()
     try:
         seconds, status = await asyncio.to_thread(lg.wait_ready, 90.0)
+        cpu = cpu_ticks(pid) - cpu_before
         await asyncio.sleep(1.0)
         after = rss_kib(pid)
         status = await asyncio.to_thread(lg.command, "status")
@@ -38,6 +42,7 @@ async def _measure(server: Server, make_loadgen: Any, count: int) -> dict[str, A
         "closed": status["closed"], "connect_seconds": round(seconds, 2),
         "rss_before_mib": round(before / 1024, 1), "rss_after_mib": round(after / 1024, 1),
         "rss_kib_per_connection": round((after - before) / max(ready, 1), 2),
+        "connect_cpu_us": round(cpu / max(ready, 1) * 1e6),
         "load_average": load_average(),
     }
 

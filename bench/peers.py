@@ -147,6 +147,23 @@ class PythonSocketIo(Peer):
         return await engineio_connect(session, port)
 
 
+class AiohttpEngineIo(Peer):
+    """A bare aiohttp WebSocket endpoint answering the Engine.IO open and ``40``: the
+    floor under a Socket.IO server on aiohttp (connections scenario only)."""
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return f"aiohttp {version('aiohttp')}"
+
+    def start(self, port: int, workdir: Path) -> Server:
+        return Server(self.name, [sys.executable, str(PEERS_DIR / "aiohttp_eio_server.py"),
+                                  str(port)], port, log=workdir / f"{self.name}.log").ready()
+
+    async def publisher(self, session: aiohttp.ClientSession, port: int) -> Publisher:
+        raise NotImplementedError("aiohttp-eio relays nothing: connections scenario only")
+
+
 class Nchan(Peer):
     """nginx + Nchan, one worker: the C pub/sub server, the fastest peer measured."""
 
@@ -260,6 +277,8 @@ PEERS: dict[str, Peer] = {
     "node-ws": NodeWs("node-ws", "Node ws", SubscriberSpec(path="/")),
     "node-socketio": NodeSocketIo("node-socketio", "Node socket.io", SIO_SUB),
     "python-socketio": PythonSocketIo("python-socketio", "python-socketio (aiohttp)", SIO_SUB),
+    "aiohttp-eio": AiohttpEngineIo("aiohttp-eio", "bare aiohttp, Engine.IO open + 40",
+                                   SIO_SUB),
     "tidings": Tidings("tidings", "Tidings /ws (MessagePack)",
                        SubscriberSpec(path="/ws", ready_match="recovered")),
 }

@@ -152,12 +152,13 @@ def connections_table(results: dict[str, list[dict[str, Any]]],
                       labels: dict[str, str]) -> list[str]:
     """Markdown rows for scenario 2 (one row per server and connection count)."""
     rows = ["| server | connections | ready | RSS KiB per connection | RSS before -> after MiB "
-            "| seconds to connect all | Tidings ÷ this (memory) |",
-            "|---|---|---|---|---|---|---|"]
+            "| seconds to connect all | server CPU µs per connect | Tidings ÷ this (memory) |",
+            "|---|---|---|---|---|---|---|---|"]
     counts = sorted({r["connections"] for reps in results.values() for r in reps})
     for count in counts:
         def fig(name: str, key: str, count: int = count) -> dict[str, float] | None:
-            return spread([r[key] for r in results.get(name, []) if r["connections"] == count])
+            return spread([r[key] for r in results.get(name, [])
+                           if r["connections"] == count and key in r])
 
         tid = fig("tidings", "rss_kib_per_connection")
         for name in results:
@@ -170,6 +171,7 @@ def connections_table(results: dict[str, list[dict[str, Any]]],
                 f"{fmt(fig(name, 'rss_before_mib'), digits=0)} -> "
                 f"{fmt(fig(name, 'rss_after_mib'), digits=0)}",
                 fmt(fig(name, "connect_seconds"), digits=1),
+                fmt(fig(name, "connect_cpu_us"), digits=0),
                 "-" if name == "tidings" else ratio(tid, per, lower_is_better=True),
             ]) + " |")
     return rows
