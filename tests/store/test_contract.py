@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +20,9 @@ from tidings.store import (
     open_store,
 )
 from tidings.store.migrate import list_migrations
+
+if TYPE_CHECKING:
+    from tidings.store.postgres import PostgresStore
 
 ALICE, BOB, CAROL = 1, 2, 3
 
@@ -452,43 +457,44 @@ async def test_concurrent_appends_get_unique_increasing_ids_and_none_is_lost(
     assert seen == every
 
 
+@pytest.fixture
+async def postgres_store(store_url: str) -> AsyncIterator[PostgresStore]:
+    """The PostgreSQL store of ``store_url``; the other backends have no pool."""
+    if not store_url.startswith("postgres"):
+        pytest.skip("only the PostgreSQL store pools network connections")
+    from tidings.store.postgres import PostgresStore
+
+    store = open_store(store_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+BACKEND_PID = "SELECT pg_backend_pid()"
+
+
 async def test_a_refreshed_postgres_pool_runs_the_next_statement_on_a_new_connection(
-        store_url: str) -> None:
+        postgres_store: PostgresStore) -> None:
     """After a partition every pooled connection may be dead without a word: refresh
     (on a failed health check or heartbeat) makes the next statement open a new one
     instead of waiting out its timeout on an old one."""
-    if not store_url.startswith("postgres"):
-        pytest.skip("only a pool of network connections has anything to refresh")
-    from tidings.store.postgres import PostgresStore
-
-    store = open_store(store_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        backend = "SELECT pg_backend_pid()"
-        first = await store._fetchrow(backend)
-        assert await store._fetchrow(backend) == first  # the pool hands the same one back
-        await store.refresh()
-        assert await store._fetchrow(backend) != first
-    finally:
-        await store.close()
+    store = postgres_store
+    first = await store._fetchrow(BACKEND_PID)
+    assert await store._fetchrow(BACKEND_PID) == first  # the pool hands the same one back
+    await store.refresh()
+    assert await store._fetchrow(BACKEND_PID) != first
 
 
-async def test_a_pooled_postgres_connection_is_not_reset_on_release(store_url: str) -> None:
+async def test_a_pooled_postgres_connection_is_not_reset_on_release(
+        postgres_store: PostgresStore) -> None:
     """One round trip per pooled statement: asyncpg's default reset (``RESET ALL;
     UNLISTEN *; ...``) on every release doubled them, so a session setting now
     outlives its statement (Tidings makes none: postgres_pool.keep_session)."""
-    if not store_url.startswith("postgres"):
-        pytest.skip("only asyncpg's pool resets connections")
-    from tidings.store.postgres import PostgresStore
-
-    store = open_store(store_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        backend = "SELECT pg_backend_pid()"
-        first = await store._fetchrow(backend)
-        await store._execute("SET application_name = 'tidings-reset-probe'")
-        assert await store._fetchrow(backend) == first  # the same connection again
-        row = await store._fetchrow("SELECT current_setting('application_name')")
-        assert row[0] == "tidings-reset-probe"
-    finally:
-        await store.close()
+    store = postgres_store
+    first = await store._fetchrow(BACKEND_PID)
+    await store._execute("SET application_name = 'tidings-reset-probe'")
+    assert await store._fetchrow(BACKEND_PID) == first  # the same connection again
+    row = await store._fetchrow("SELECT current_setting('application_name')")
+    assert row[0] == "tidings-reset-probe"
