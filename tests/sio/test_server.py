@@ -182,6 +182,29 @@ async def test_websocket_only_session_and_server_disconnect(app: App) -> None:
         await _until(lambda: app.server.sessions == {})
 
 
+async def test_an_idle_websocket_session_holds_no_task() -> None:
+    """As on /ws: a task reads the socket only while frames wait; the next frame, and
+    the client's close, each start one that handles it. (Pings far apart: this client
+    does not answer them, and a session ended by its ping timeout has no task either.)"""
+    async with serving(ping_interval=30, ping_timeout=30) as app, \
+            aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(app.url + "?EIO=4&transport=websocket")
+        await ws.receive_str()
+        await ws.send_str('40{"token":"good"}')
+        assert (await ws.receive_str()).startswith('40{"sid":')
+        assert await ws.receive_str() == '42["hello",{"n":1}]'
+        session = next(iter(app.server.sessions.values()))
+        assert session.conn is not None
+        await _until(lambda: not app.server._tasks)
+        assert session.conn.reader is None
+        await ws.send_str('421["join","r1"]')  # woken: the event is handled and acked
+        assert await ws.receive_str() == '431[{"joined":"r1"}]'
+        await _until(lambda: not app.server._tasks)
+        await ws.close()
+        await _until(lambda: app.server.sessions == {})
+        assert ("disconnected", session.sio_sid) in app.events
+
+
 async def test_bad_requests_get_engine_io_errors(app: App) -> None:
     async with aiohttp.ClientSession() as http:
         for params, code in (({"EIO": "3", "transport": "polling"}, 5),

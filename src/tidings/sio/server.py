@@ -261,16 +261,25 @@ class SioServer:
 
     def _read(self, peer: WsPeer, conn: Connection, session: Session,
               probing: bool = False) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve_ws(peer, conn, session,
-                                                                     probing))
-        conn.reader = task
+        # As on /ws: read by a task only while there is something to read. An idle
+        # Socket.IO connection holds no task or coroutine (about 1.6 KiB each).
+        peer.park(_Reading(self, peer, conn, session, probing))
+
+    def _resume(self, reading: _Reading) -> None:
+        """Something arrived on an idle socket: read it until the socket is idle again."""
+        task = reading.conn.reader = asyncio.get_running_loop().create_task(
+            self._serve_ws(reading))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_ws(self, peer: WsPeer, conn: Connection, session: Session,
-                        probing: bool) -> None:
+    async def _serve_ws(self, reading: _Reading) -> None:
+        peer, conn, session = reading.peer, reading.conn, reading.session
+        idle = False
         try:
             while not conn.closed:
+                if not peer.pending:
+                    idle = True
+                    return
                 msg = await peer.receive()
                 if msg.type == WSMsgType.PING:
                     await peer.pong(msg.data)
@@ -278,14 +287,14 @@ class SioServer:
                 if msg.type != WSMsgType.TEXT:  # closed, an error, or binary (unsupported)
                     return
                 text: str = msg.data
-                if probing:
+                if reading.probing:
                     if text == packets.PING + packets.PROBE and not session.upgrading \
                             and not session.closed:
                         session.probe(conn)
                         continue
                     if text == packets.UPGRADE and session.upgrading and session.conn is conn:
                         session.upgraded()
-                        probing = False
+                        reading.probing = False
                         continue
                     if text == packets.NOOP:
                         continue
@@ -295,14 +304,23 @@ class SioServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            if probing:
-                session.probe_failed(conn)
-                if not conn.closed:
-                    conn.close(1000)
-            elif not session.closed:
-                session.close()
+            conn.reader = None
+            if idle:  # the next frame (or the close) makes a new task
+                peer.park(reading)
+            else:
+                self._ended(reading)
+
+    @staticmethod
+    def _ended(reading: _Reading) -> None:
+        conn, session = reading.conn, reading.session
+        if reading.probing:
+            session.probe_failed(conn)
             if not conn.closed:
-                conn.close(peer.close_code or 1000)
+                conn.close(1000)
+        elif not session.closed:
+            session.close()
+        if not conn.closed:
+            conn.close(reading.peer.close_code or 1000)
 
     # Engine.IO and Socket.IO packets
 
@@ -388,3 +406,21 @@ class SioServer:
         self.sessions.pop(session.sid, None)
         self._leave_namespace(session)
         session.lease.release()
+
+
+class _Reading:
+    """What reading one Socket.IO WebSocket takes, parked on the socket while it is idle
+    (:meth:`WsPeer.park` calls it when something arrives)."""
+
+    __slots__ = ("conn", "peer", "probing", "server", "session")
+
+    def __init__(self, server: SioServer, peer: WsPeer, conn: Connection, session: Session,
+                 probing: bool) -> None:
+        self.server = server
+        self.peer = peer
+        self.conn = conn
+        self.session = session
+        self.probing = probing  # an upgrade from long-polling, until its "5"
+
+    def __call__(self) -> None:
+        self.server._resume(self)
