@@ -102,7 +102,9 @@ async def test_the_console_acts(node: RunningServer, new_tab: NewTab, receiver: 
         await type_into(tab, "username", "root")
         await type_into(tab, "password", "correct horse")
         await tab.run("document.getElementById('login-form').requestSubmit()")
-        await wait_for(tab, "!document.getElementById('board').hidden")
+        # The console shows once the node has accepted root as an admin (and its forms
+        # are wired: one sent earlier would reload the page).
+        await wait_for(tab, "!document.getElementById('console').hidden")
 
         # Find bob, see both connections, close the laptop's.
         await type_into(tab, "user-q", "bob")

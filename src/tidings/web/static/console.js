@@ -176,9 +176,11 @@ function on(id, event, handler) {
 
 let wired = false;
 
-/** Show the console for an operator's session ({ token }). */
+/** Show the console for an operator's session ({ token }). It stays hidden until then:
+ *  a form sent before its handler is wired would reload the page instead. */
 export function startConsole(session) {
   token = session.token;
+  $("console").hidden = false;
   if (!wired) {
     wired = true;
     on("user-search", "submit", () => search($("user-q").value.trim()));
@@ -200,4 +202,5 @@ export function stopConsole() {
   token = null;
   selected = null;
   $("user-panel").hidden = true;
+  $("console").hidden = true;
 }
