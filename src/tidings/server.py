@@ -238,6 +238,8 @@ class Server:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await self.bus.start(self.hub.on_event, self.hub.on_gap)
+        if self.hub.gap_fill is not None:
+            await self.hub.gap_fill.start()
         if self.user_mirror is not None:
             await self.user_mirror.migrate()
         if self.retention is not None:

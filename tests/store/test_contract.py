@@ -202,6 +202,15 @@ async def test_appended_message_is_stored_as_sent(store: Store) -> None:
     assert await store.get_message(stored.id + 1000) is None
 
 
+async def test_the_last_message_id_is_the_highest_committed(store: Store) -> None:
+    assert await store.last_message_id() == 0
+    stored = await send(store, *(msg(content=f"m{i}") for i in range(3)))
+    assert await store.last_message_id() == stored[-1].id
+    await store.append_messages([msg(seq=1, content="once"), msg(seq=1, content="once")])
+    [again] = await store.append_messages([msg(seq=1, content="once")])  # burns no id
+    assert await store.last_message_id() == again.message.id
+
+
 async def test_an_empty_batch_stores_nothing(store: Store) -> None:
     assert await store.append_messages([]) == []
 

@@ -222,6 +222,11 @@ class Store(AdminStore):
         """One message by id, or None."""
 
     @abc.abstractmethod
+    async def last_message_id(self) -> int:
+        """The highest message id committed so far (0 if none): where a node that
+        starts listening to the bus knows the log to be complete (hub/gapfill.py)."""
+
+    @abc.abstractmethod
     async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
                                   limit: int) -> list[StoredMessage]:
         """The device's stream after ``after_id``, in id order, at most ``limit``.

@@ -342,6 +342,11 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         row = await self._fetchrow(_MESSAGE_BY_ID, message_id)
         return None if row is None else StoredMessage(*row)
 
+    async def last_message_id(self) -> int:
+        """The highest message id committed so far (0 if none)."""
+        row = await self._fetchrow("SELECT coalesce(max(id), 0) FROM messages")
+        return int(row[0])
+
     async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
                                   limit: int) -> list[StoredMessage]:
         """The device's stream after ``after_id``, in id order, at most ``limit``."""

@@ -259,6 +259,11 @@ class RedisStore(RedisAdmin, RedisTokens, RedisChannels, RedisRetention, Store):
         found = await self._messages([message_id])
         return found[0] if found else None
 
+    async def last_message_id(self) -> int:
+        """The last id ``INCR`` drew (0 if none): the append script draws and commits
+        in one step, so it is committed."""
+        return int(await self.redis.get(keys.NEXT_MESSAGE_ID) or 0)
+
     async def messages_for_device(self, user_id: int, device_id: str, after_id: int,
                                   limit: int) -> list[StoredMessage]:
         """XRANGE of the user's inbox after the device's last id (seed 004), leaving out
