@@ -238,3 +238,26 @@ async def test_a_session_that_never_connects_is_ended() -> None:
         sid, _ = await _handshake(http, app.url)
         assert (await _get(http, app.url, sid=sid))[1] == "1"  # the close, not a ping
         assert sid not in app.server.sessions
+
+
+async def test_a_long_poll_whose_connection_drops_ends_its_session() -> None:
+    """As engine.io's "poll connection closed prematurely": a client killed while its
+    GET waits is gone now, not at the ping timeout (here 30 s away)."""
+    async with serving(ping_interval=30, ping_timeout=30) as app, \
+            aiohttp.ClientSession() as http:
+        sid, _ = await _handshake(http, app.url)
+        await _post(http, app.url, sid, '40{"token":"good"}')
+        await _get(http, app.url, sid=sid)  # the connect and the hello: nothing queued now
+        host, port = app.url.split("/")[2].split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+                     f"Host: {host}\r\n\r\n".encode())
+        await writer.drain()
+        await _until(lambda: app.server.sessions[sid].polling)
+        writer.close()  # killed mid-poll: the GET's connection ends, unanswered
+        await writer.wait_closed()
+        async with asyncio.timeout(3):
+            while sid in app.server.sessions:
+                await asyncio.sleep(0.05)
+        assert app.events[-1][0] == "disconnected"
+

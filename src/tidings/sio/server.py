@@ -37,6 +37,8 @@ _SESSION_UNKNOWN = (1, "Session ID unknown")
 _BAD_REQUEST = (3, "Bad request")
 _FORBIDDEN = (4, "Forbidden")
 _UNSUPPORTED = (5, "Unsupported protocol version")
+# How often a waiting long-poll GET checks that its client is still connected.
+_POLL_CHECK = 1.0
 
 
 class ConnectRefused(Exception):
@@ -184,7 +186,7 @@ class SioServer:
         if session.transport != POLLING:
             return _error(400, _TRANSPORT_UNKNOWN)
         if request.method == "GET":
-            return await self._poll(session, cors)
+            return await self._poll(request, session, cors)
         return await self._post(request, session, cors)
 
     def _new_session(self, request: web.Request) -> Session:
@@ -230,11 +232,24 @@ class SioServer:
         return Connection(peer, queue_size=self._queue_size, write_timeout=self._write_timeout,
                           remote=request.remote or "")
 
-    async def _poll(self, session: Session, cors: dict[str, str]) -> web.StreamResponse:
+    async def _poll(self, request: web.Request, session: Session,
+                    cors: dict[str, str]) -> web.StreamResponse:
         if session.polling:  # two GETs at once: the protocol forbids it
             session.close()
             return _error(400, _BAD_REQUEST)
-        body = packets.join_payload(await session.take())
+        taking = asyncio.ensure_future(session.take())
+        # aiohttp neither cancels a handler whose client went away nor says so: look,
+        # and end the session as engine.io does ("poll connection closed prematurely"),
+        # not 45 s later at the ping timeout, holding its connection slot till then.
+        try:
+            while not taking.done():
+                await asyncio.wait([taking], timeout=_POLL_CHECK)
+                transport = request.transport
+                if not taking.done() and (transport is None or transport.is_closing()):
+                    session.close()
+        finally:
+            taking.cancel()  # only if this handler was cancelled: done otherwise
+        body = packets.join_payload(taking.result())
         return web.Response(text=body, content_type="text/plain", charset="utf-8",
                             headers=cors)
 
