@@ -17,13 +17,14 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tidings.gateway.caps import claim
 from tidings.gateway.connection import Connection
 from tidings.gateway.wire import WsPeer
 from tidings.sio import packets
 from tidings.sio.session import POLLING, WEBSOCKET, Session
+from tidings.sio.websocket import WsReading
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ class SioServer:
             session.transport = WEBSOCKET
             conn.push(packets.open_packet(session.sid, [], self.ping_interval,
                                           self.ping_timeout, self.max_payload).encode(), False)
-            self._read(peer, conn, session)
+            WsReading(self, peer, conn, session, probing=False).park()
             return web.StreamResponse(status=101)  # never sent: the socket is ours now
         session = self._new_session(request)
         return web.Response(text=packets.open_packet(
@@ -260,7 +261,7 @@ class SioServer:
             return _error(413, _BAD_REQUEST)
         body = await request.text()
         for packet in packets.split_payload(body):
-            if not self._received(session, packet):
+            if not self.received(session, packet):
                 session.close()
                 return _error(400, _BAD_REQUEST)
         return web.Response(text="ok", content_type="text/html", charset="utf-8",
@@ -269,77 +270,12 @@ class SioServer:
     def _probe(self, request: web.Request, session: Session) -> web.StreamResponse:
         peer = WsPeer.take_over(request, self.max_payload + 1)
         conn = self._connection(peer, request)
-        self._read(peer, conn, session, probing=True)
+        WsReading(self, peer, conn, session, probing=True).park()
         return web.StreamResponse(status=101)
-
-    # WebSocket
-
-    def _read(self, peer: WsPeer, conn: Connection, session: Session,
-              probing: bool = False) -> None:
-        # As on /ws: read by a task only while there is something to read. An idle
-        # Socket.IO connection holds no task or coroutine (about 1.6 KiB each).
-        peer.park(_Reading(self, peer, conn, session, probing))
-
-    def _resume(self, reading: _Reading) -> None:
-        """Something arrived on an idle socket: read it until the socket is idle again."""
-        task = reading.conn.reader = asyncio.get_running_loop().create_task(
-            self._serve_ws(reading))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _serve_ws(self, reading: _Reading) -> None:
-        peer, conn, session = reading.peer, reading.conn, reading.session
-        idle = False
-        try:
-            while not conn.closed:
-                if not peer.pending:
-                    idle = True
-                    return
-                msg = await peer.receive()
-                if msg.type == WSMsgType.PING:
-                    await peer.pong(msg.data)
-                    continue
-                if msg.type != WSMsgType.TEXT:  # closed, an error, or binary (unsupported)
-                    return
-                text: str = msg.data
-                if reading.probing:
-                    if text == packets.PING + packets.PROBE and not session.upgrading \
-                            and not session.closed:
-                        session.probe(conn)
-                        continue
-                    if text == packets.UPGRADE and session.upgrading and session.conn is conn:
-                        session.upgraded()
-                        reading.probing = False
-                        continue
-                    if text == packets.NOOP:
-                        continue
-                    return  # anything else before the upgrade: drop the probe
-                if not self._received(session, text):
-                    return
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            conn.reader = None
-            if idle:  # the next frame (or the close) makes a new task
-                peer.park(reading)
-            else:
-                self._ended(reading)
-
-    @staticmethod
-    def _ended(reading: _Reading) -> None:
-        conn, session = reading.conn, reading.session
-        if reading.probing:
-            session.probe_failed(conn)
-            if not conn.closed:
-                conn.close(1000)
-        elif not session.closed:
-            session.close()
-        if not conn.closed:
-            conn.close(reading.peer.close_code or 1000)
 
     # Engine.IO and Socket.IO packets
 
-    def _received(self, session: Session, packet: str) -> bool:
+    def received(self, session: Session, packet: str) -> bool:
         """Handle one Engine.IO packet from the client; False if it was not valid."""
         kind = packet[:1]
         if kind == packets.MESSAGE:
@@ -365,18 +301,20 @@ class SioServer:
             return
         if packet.type == packets.CONNECT:
             if not session.connected and session.environ is not None:
-                self._spawn(self._connecting(session, packet.data))
+                self.spawn(self._connecting(session, packet.data))
         elif packet.type == packets.EVENT:
             if session.connected:
-                self._spawn(self._event(session, packet))
+                self.spawn(self._event(session, packet))
         elif packet.type == packets.DISCONNECT:
             self._leave_namespace(session)
         # an ACK: the server never asks for one; CONNECT_ERROR never comes from a client
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        """Run ``work`` as a task that :meth:`shutdown` waits for."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _connecting(self, session: Session, auth: Any) -> None:
         environ, session.environ = session.environ, None
@@ -422,20 +360,3 @@ class SioServer:
         self._leave_namespace(session)
         session.lease.release()
 
-
-class _Reading:
-    """What reading one Socket.IO WebSocket takes, parked on the socket while it is idle
-    (:meth:`WsPeer.park` calls it when something arrives)."""
-
-    __slots__ = ("conn", "peer", "probing", "server", "session")
-
-    def __init__(self, server: SioServer, peer: WsPeer, conn: Connection, session: Session,
-                 probing: bool) -> None:
-        self.server = server
-        self.peer = peer
-        self.conn = conn
-        self.session = session
-        self.probing = probing  # an upgrade from long-polling, until its "5"
-
-    def __call__(self) -> None:
-        self.server._resume(self)
