@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import outbox
 from .base import (
@@ -31,6 +31,7 @@ from .sqlite_helpers import one as _one
 from .sqlite_helpers import rows as _rows
 from .sqlite_helpers import transaction as _transaction
 from .sqlite_outbox import SqliteOutbox, insert_events
+from .sqlite_reader import PointReader
 from .sqlite_tokens import SqliteTokens
 from .sqlite_worker import BatchWorker
 
@@ -163,6 +164,7 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._worker = BatchWorker("tidings-sqlite")  # the only thread touching _conn
         self._conn: sqlite3.Connection | None = None
+        self._reader = PointReader(path)  # lookups by key, on the event loop's thread
         self._closed = False
 
     @classmethod
@@ -199,6 +201,16 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
             raise StoreError("store is closed")
         return await self._worker.submit(lambda: job(self._connection()))
 
+    async def _point(self, sql: str, params: tuple[Any, ...]) -> Any | None:
+        """The one row of a lookup by key: read in place if it can be (sqlite_reader.py),
+        else by the worker."""
+        if self._closed:
+            raise StoreError("store is closed")
+        found = self._reader.rows(sql, params)
+        if found is None:
+            found = await self._run(lambda c: _rows(c, sql, params))
+        return found[0] if found else None
+
     def _close_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -215,6 +227,7 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         if self._closed:
             return
         self._closed = True
+        self._reader.close()
         try:
             # Queued behind any job still pending, so those finish first.
             await self._worker.submit(self._close_connection)
@@ -238,7 +251,7 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
 
     async def get_user(self, user_id: int) -> User | None:
         """The user with this id, or None."""
-        row = await self._run(lambda c: _one(c, _USER_BY_ID, (user_id,)))
+        row = await self._point(_USER_BY_ID, (user_id,))
         return None if row is None else User(*row)
 
     async def get_user_by_name(self, username: str) -> User | None:

@@ -4,7 +4,7 @@ create/get/touch/revoke the gateway needs and seed 003's token API beside them."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -54,9 +54,11 @@ SELECT id FROM tokens WHERE revoked_at IS NOT NULL AND revoked_at >= ? ORDER BY 
 
 
 class SqliteTokens:
-    """Token methods of the SQLite store; ``_run`` is the store's worker-thread call."""
+    """Token methods of the SQLite store; ``_run`` is the store's worker-thread call,
+    ``_point`` its lookup by key."""
 
     _run: Callable[[Callable[[sqlite3.Connection], Any]], Any]
+    _point: Callable[[str, tuple[Any, ...]], Awaitable[Any | None]]
 
     async def create_token(self, user_id: int, token_hash: str, *, name: str = "",
                            device_id: str | None = None, expires_at: int | None = None,
@@ -76,7 +78,7 @@ class SqliteTokens:
 
     async def get_token(self, token_hash: str) -> Token | None:
         """The token with this hash (revoked or not), or None."""
-        row = await self._run(lambda c: one(c, _TOKENS_BY_HASH, (token_hash,)))
+        row = await self._point(_TOKENS_BY_HASH, (token_hash,))
         return None if row is None else token_from_row(row)
 
     async def touch_token(self, token_id: int, at: int) -> None:
