@@ -106,6 +106,17 @@ def _table(results: list[scenarios.Result]) -> str:
     return "\n".join([head, *(_row(r) for r in results)])
 
 
+# " Rows “a”; “b”: run on <when and anything said of it>", up to the next such note.
+_NOTE = re.compile(r" Rows ((?:“[^”]*”(?:; )?)+): run on .*?(?= Rows “|$)")
+
+
+def heading_without(heading: str, ran: set[str]) -> str:
+    """The table's heading less the notes of earlier runs whose rows all ran again."""
+    def keep(note: re.Match[str]) -> str:
+        return "" if set(re.findall(r"“([^”]*)”", note.group(1))) <= ran else note.group(0)
+    return _NOTE.sub(keep, heading)
+
+
 def write(results: list[scenarios.Result], keep: bool = False) -> None:
     """Replace the table between the markers of docs/reliability.md; with ``keep``
     (an ``--only`` run) replace only the rows of the scenarios that ran."""
@@ -119,7 +130,8 @@ def write(results: list[scenarios.Result], keep: bool = False) -> None:
         # The old heading says when the kept rows ran; the new rows say when they did.
         rows = "; ".join(f"“{r.name}”" for r in results)
         note = f" Rows {rows}: run on {_when()}."
-        table = "\n".join([old[0] + note, *old[1:4], *kept, *new.values()])
+        heading = heading_without(old[0], {r.name for r in results}) + note
+        table = "\n".join([heading, *old[1:4], *kept, *new.values()])
     block = f"{BEGIN}\n{table}\n{END}"
     DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,
                           flags=re.S))

@@ -149,3 +149,4 @@ def test_two_messages_acknowledged_with_one_id_are_caught():
     ledger = _complete(_run())
     ledger.send("a2", BOB).message_id = 11
     assert "id 11 acknowledged for both" in _problems(ledger)
+
