@@ -1,4 +1,4 @@
-"""The SQLite store's lookups by key run on the event loop's thread, never wait there,
+"""The SQLite store's short reads run on the event loop's thread, never wait there,
 and fall back to the worker thread when SQLite is busy (store/sqlite_reader.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tidings.store import NewMessage
 from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite_reader import PointReader
+from tidings.store.sqlite_reader import LOOP_READ_ROWS, LoopReader
 
 
 @pytest.fixture
@@ -25,17 +26,27 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await made.close()
 
 
-async def test_a_lookup_does_not_wait_for_the_worker(store: SqliteStore) -> None:
+async def test_a_connects_reads_do_not_wait_for_the_worker(store: SqliteStore) -> None:
     user = await store.create_user("ada", "!")
     token = await store.create_token(user.id, "hash-1")
+    [sent] = await store.append_messages([NewMessage(user.id, "pc", user.id, "text", "hi", 1)])
+    await store.advance_cursor(user.id, "phone", 0)
     busy = asyncio.ensure_future(store._run(lambda c: time.sleep(1.0)))  # the worker is taken
     await asyncio.sleep(0.05)
     started = time.monotonic()
     assert await store.get_user(user.id) == user
     assert await store.get_token("hash-1") == token
     assert await store.get_user(user.id + 1) is None
+    assert await store.get_cursor(user.id, "phone") == 0
+    page = await store.messages_for_device(user.id, "phone", 0, LOOP_READ_ROWS)
+    assert [m.id for m in page] == [sent.message.id]
     assert time.monotonic() - started < 0.5  # not queued behind the second-long job
+    long_page = asyncio.ensure_future(
+        store.messages_for_device(user.id, "phone", 0, LOOP_READ_ROWS + 1))
+    await asyncio.sleep(0.2)
+    assert not long_page.done()  # a longer page is the worker's: it waits its turn
     await busy
+    assert [m.id for m in await long_page] == [sent.message.id]
 
 
 async def test_a_lookup_sees_the_commit_before_it(store: SqliteStore) -> None:
@@ -52,7 +63,7 @@ def test_a_locked_database_is_not_waited_for(tmp_path: Path) -> None:
     other.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
     other.execute("BEGIN EXCLUSIVE")
     try:
-        reader = PointReader(str(path))
+        reader = LoopReader(str(path))
         started = time.monotonic()
         assert reader.rows("SELECT id FROM t", ()) is None
         assert time.monotonic() - started < 0.1
@@ -71,5 +82,5 @@ async def test_what_the_reader_cannot_read_the_worker_reads(
 
 
 def test_an_in_memory_database_is_never_read_beside_the_worker() -> None:
-    reader = PointReader(":memory:")
+    reader = LoopReader(":memory:")
     assert reader.rows("SELECT 1", ()) is None

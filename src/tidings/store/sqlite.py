@@ -31,7 +31,7 @@ from .sqlite_helpers import one as _one
 from .sqlite_helpers import rows as _rows
 from .sqlite_helpers import transaction as _transaction
 from .sqlite_outbox import SqliteOutbox, insert_events
-from .sqlite_reader import PointReader
+from .sqlite_reader import LOOP_READ_ROWS, LoopReader
 from .sqlite_tokens import SqliteTokens
 from .sqlite_worker import BatchWorker
 
@@ -164,7 +164,7 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._worker = BatchWorker("tidings-sqlite")  # the only thread touching _conn
         self._conn: sqlite3.Connection | None = None
-        self._reader = PointReader(path)  # lookups by key, on the event loop's thread
+        self._reader = LoopReader(path)  # short reads, on the event loop's thread
         self._closed = False
 
     @classmethod
@@ -201,14 +201,19 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
             raise StoreError("store is closed")
         return await self._worker.submit(lambda: job(self._connection()))
 
-    async def _point(self, sql: str, params: tuple[Any, ...]) -> Any | None:
-        """The one row of a lookup by key: read in place if it can be (sqlite_reader.py),
-        else by the worker."""
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """The rows of a short read: read in place if it can be (sqlite_reader.py), else
+        by the worker."""
         if self._closed:
             raise StoreError("store is closed")
         found = self._reader.rows(sql, params)
         if found is None:
             found = await self._run(lambda c: _rows(c, sql, params))
+        return found
+
+    async def _point(self, sql: str, params: tuple[Any, ...]) -> Any | None:
+        """The one row of a lookup by key, or None (see :meth:`_read`)."""
+        found = await self._read(sql, params)
         return found[0] if found else None
 
     def _close_connection(self) -> None:
@@ -333,8 +338,9 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         """The device's stream after ``after_id``, in id order, at most ``limit``."""
         if limit <= 0:
             return []
-        rows = await self._run(lambda c: _rows(
-            c, _DEVICE_STREAM, (user_id, device_id, after_id, limit)))
+        params = (user_id, device_id, after_id, limit)
+        rows = (await self._read(_DEVICE_STREAM, params) if limit <= LOOP_READ_ROWS
+                else await self._run(lambda c: _rows(c, _DEVICE_STREAM, params)))
         return [StoredMessage(*r) for r in rows]
 
     async def history(self, user_id: int, peer_id: int, before_id: int | None,
@@ -395,7 +401,7 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
 
     async def get_cursor(self, user_id: int, device_id: str) -> int:
         """Highest message id this device has confirmed (0 if none)."""
-        row = await self._run(lambda c: _one(c, _GET_CURSOR, (user_id, device_id)))
+        row = await self._point(_GET_CURSOR, (user_id, device_id))
         return 0 if row is None else int(row[0])
 
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:

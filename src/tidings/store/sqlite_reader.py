@@ -1,16 +1,20 @@
-"""Point reads of the SQLite store on the event loop's own thread.
+"""Short reads of the SQLite store on the event loop's own thread.
 
 Every other statement runs on the store's worker thread, handed over and back
-(store/sqlite_worker.py). For a read of one row by key — the user or the token
-that every authentication looks up — the hand-off costs far more than the read:
-about 80 µs of the node's CPU per Socket.IO connect (two thread switches, the GIL
-passed back and forth) against a few µs for the lookup (docs/benchmarks.md, 4c).
+(store/sqlite_worker.py). For the reads every connect makes — the user or the token
+an authentication looks up, the device's cursor, the first page of its backlog —
+the hand-offs cost more than the reads: taking them off the worker saved about 70 µs
+of the node's CPU per Socket.IO connect and 130 µs per ``/ws`` connect (two thread
+switches per read, the GIL passed back and forth), against a few µs for a lookup by
+key (docs/benchmarks.md, run D).
 
-In WAL mode a reader never waits for the writer: each statement here is its own
-read transaction and sees every commit made before it began. If SQLite is busy
-anyway (a checkpoint resetting the WAL, another process holding a lock) the read
-is not waited for here, on the event loop: :meth:`PointReader.rows` says so and
-the store asks its worker, which may wait.
+Only short reads come here: a lookup by key, or a page of at most
+:data:`LOOP_READ_ROWS` rows; a longer page goes to the worker. In WAL mode a reader
+never waits for the writer: each statement here is its own read transaction and sees
+every commit made before it began. If SQLite is busy anyway (a checkpoint resetting
+the WAL, another process holding a lock) the read is not waited for here, on the
+event loop: :meth:`LoopReader.rows` says so and the store asks its worker, which may
+wait.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from typing import Any
 
 from .sqlite_helpers import rows
 
+LOOP_READ_ROWS = 100
+"""The longest page read on the event loop (the default ``sync_page_size``)."""
 
-class PointReader:
-    """A read-only connection for the event loop's short lookups by key."""
+
+class LoopReader:
+    """A query-only connection for the event loop's short reads."""
 
     def __init__(self, path: str) -> None:
         # A second connection to an in-memory database would be another database.
