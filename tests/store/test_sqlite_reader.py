@@ -84,3 +84,21 @@ async def test_what_the_reader_cannot_read_the_worker_reads(
 def test_an_in_memory_database_is_never_read_beside_the_worker() -> None:
     reader = LoopReader(":memory:")
     assert reader.rows("SELECT 1", ()) is None
+
+
+async def test_a_page_read_in_place_lets_the_loop_run_others(store: SqliteStore) -> None:
+    """A replay reads page after page: read in place, each must still yield, or a long
+    backlog would hold every other connection of the node until it is out."""
+    user = await store.create_user("ada", "!")
+    await store.append_messages([NewMessage(user.id, "pc", user.id, "text", "hi", 1)])
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    waiting = asyncio.ensure_future(other())
+    for _ in range(3):
+        assert await store.messages_for_device(user.id, "phone", 0, LOOP_READ_ROWS)
+        ran.append("page")
+    await waiting
+    assert ran[0] == "other", ran

@@ -7,6 +7,7 @@ serialises writers, so ids are committed in id order without further locking.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -339,8 +340,12 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         if limit <= 0:
             return []
         params = (user_id, device_id, after_id, limit)
-        rows = (await self._read(_DEVICE_STREAM, params) if limit <= LOOP_READ_ROWS
-                else await self._run(lambda c: _rows(c, _DEVICE_STREAM, params)))
+        if limit > LOOP_READ_ROWS:
+            rows = await self._run(lambda c: _rows(c, _DEVICE_STREAM, params))
+        else:
+            rows = await self._read(_DEVICE_STREAM, params)
+            if rows:  # read in place: a long backlog's replay must not hold the loop
+                await asyncio.sleep(0)
         return [StoredMessage(*r) for r in rows]
 
     async def history(self, user_id: int, peer_id: int, before_id: int | None,
