@@ -192,3 +192,29 @@ async def test_without_a_signing_key_nothing_is_issued(sqlite_store, user_id, tm
     assert not tokens.available
     with pytest.raises(AuthError, match="no JWT signing key"):
         await tokens.issue(user_id)
+
+
+async def test_an_hs256_secret_is_prepared_once_and_an_asymmetric_one_still_refused(
+        sqlite_store, user_id, tmp_path, monkeypatch):
+    from jwt.algorithms import HMACAlgorithm
+
+    from tidings.auth.jwt_keys import PreparedHmac
+
+    checks: list[object] = []
+    check = HMACAlgorithm.prepare_key
+    monkeypatch.setattr(HMACAlgorithm, "prepare_key",
+                        lambda self, key: checks.append(key) or check(self, key))
+    secret = SECRET + "-prepared-once"
+    auth = Authenticator(sqlite_store, Settings(jwt_secret=secret))
+    assert isinstance(jwt.get_algorithm_by_name("HS256"), PreparedHmac)
+    for _ in range(3):
+        token, _exp = auth.jwt.issue(user_id)
+        assert (await auth.verify(token)).user_id == user_id
+    assert checks == [secret]
+    # A PEM key given as an HMAC secret is still refused, every time, in PyJWT's words.
+    pem = Path(pem_file(tmp_path, KEYS["RS256"]())).read_bytes()
+    token = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 60}, SECRET,
+                       algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError, match="asymmetric key"):
+            jwt.decode(token, pem, algorithms=["HS256"])

@@ -3,8 +3,8 @@ JSON shapes of workstations, bookings and log entries."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -138,8 +138,8 @@ def iso(ms: int | None) -> str | None:
     """Milliseconds since the epoch as ISO 8601 UTC with a ``Z`` (the seed's format)."""
     if ms is None:
         return None
-    stamp = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)  # integers: no float rounding of the millisecond
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def workstation_json(row: dict[str, Any]) -> dict[str, Any]:
