@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from . import outbox
+from . import postgres_sql as sql
 from .base import (
     AppendResult,
     Conflict,
@@ -40,107 +41,6 @@ _NO_UPPER_BOUND = 2**63 - 1
 # reader that saw 11 moves its single-integer cursor past 10, which then
 # commits and is never delivered. Serialising appends makes commit order = id order.
 APPEND_LOCK = 0x7469_6467_0002
-
-# Plain literals, never formatted: every value travels as a bound parameter.
-_USER_BY_ID = """
-SELECT id, username, password_hash, created_at FROM users WHERE id = $1"""
-
-_USER_BY_NAME = """
-SELECT id, username, password_hash, created_at FROM users WHERE username = $1"""
-
-_INSERT_USER = """
-INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3)
-RETURNING id, username, password_hash, created_at"""
-
-_INSERT_TOKENS = """
-INSERT INTO tokens (user_id, token_hash, name, device_id, created_at, expires_at, scopes,
-                    device_info)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
-       last_used_at, scopes, device_info"""
-
-_TOKENS_BY_HASH = """
-SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked_at,
-       last_used_at, scopes, device_info
-FROM tokens WHERE token_hash = $1"""
-
-# ORDER BY ordinality makes identity values follow input order. DO NOTHING also
-# skips a row that conflicts with one inserted earlier by this same statement.
-_INSERT_BATCH = """
-INSERT INTO messages (sender_id, sender_device, recipient_id, type, content, client_seq,
-                      status, created_at)
-SELECT s, d, r, t, c, q, 'sent', $7
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
-     WITH ORDINALITY AS b(s, d, r, t, c, q, n)
-ORDER BY n
-ON CONFLICT DO NOTHING
-RETURNING id"""
-# Only the ids come back: the rest of each row is the caller's (bench: durable chat).
-
-_MESSAGES_BY_CLIENT_SEQ = """
-SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
-FROM messages
-WHERE client_seq > 0
-  AND (sender_id, sender_device, client_seq) IN (
-      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]))"""
-
-_MESSAGE_BY_ID = """
-SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
-FROM messages WHERE id = $1"""
-
-# GROUP BY: one ON CONFLICT DO UPDATE may not touch the same row twice.
-_UPSERT_CONVERSATIONS = """
-INSERT INTO conversations (user_id, peer_id, last_message_id)
-SELECT u, p, max(m) FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(u, p, m)
-GROUP BY u, p ORDER BY u, p
-ON CONFLICT (user_id, peer_id) DO UPDATE
-SET last_message_id = GREATEST(conversations.last_message_id, EXCLUDED.last_message_id)"""
-
-# Two index range scans merged, rather than an OR that would sort the whole stream.
-_DEVICE_STREAM = """
-SELECT * FROM (
-    (SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
-            created_at
-     FROM messages WHERE recipient_id = $1 AND id > $3 ORDER BY id LIMIT $4)
-    UNION ALL
-    (SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status,
-            created_at
-     FROM messages
-     WHERE sender_id = $1 AND sender_device <> $2 AND recipient_id <> $1 AND id > $3
-     ORDER BY id LIMIT $4)
-) AS stream
-ORDER BY id LIMIT $4"""
-
-_HISTORY = """
-SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
-FROM messages
-WHERE ((sender_id = $1 AND recipient_id = $2) OR (sender_id = $2 AND recipient_id = $1))
-  AND id < $3
-ORDER BY id DESC LIMIT $4"""
-
-_PEERS = """
-SELECT peer_id FROM conversations WHERE user_id = $1 ORDER BY last_message_id DESC"""
-
-_MARK_DELIVERED = """
-UPDATE messages SET status = 'delivered'
-WHERE recipient_id = $1 AND id <= $2 AND status = 'sent'
-RETURNING id, sender_id"""
-
-_MARK_READ = """
-UPDATE messages SET status = 'read'
-WHERE id = $2 AND recipient_id = $1 AND status <> 'read'
-RETURNING id, sender_id"""
-
-_GET_CURSOR = """
-SELECT last_message_id FROM device_cursors WHERE user_id = $1 AND device_id = $2"""
-
-_ADVANCE_CURSOR = """
-INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (user_id, device_id) DO UPDATE SET
-    last_message_id = GREATEST(device_cursors.last_message_id, EXCLUDED.last_message_id),
-    updated_at = EXCLUDED.updated_at
-RETURNING last_message_id"""
 
 _SeqKey = tuple[int, str, int]
 
@@ -224,19 +124,19 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
     async def create_user(self, username: str, password_hash: str) -> User:
         """Create a user. Raise :class:`Conflict` if the name is taken."""
         try:
-            row = await self._fetchrow(_INSERT_USER, username, password_hash, now_ms())
+            row = await self._fetchrow(sql.INSERT_USER, username, password_hash, now_ms())
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"user {username!r} already exists") from exc
         return User(*row)
 
     async def get_user(self, user_id: int) -> User | None:
         """The user with this id, or None."""
-        row = await self._fetchrow(_USER_BY_ID, user_id)
+        row = await self._fetchrow(sql.USER_BY_ID, user_id)
         return None if row is None else User(*row)
 
     async def get_user_by_name(self, username: str) -> User | None:
         """The user with this name, or None."""
-        row = await self._fetchrow(_USER_BY_NAME, username)
+        row = await self._fetchrow(sql.USER_BY_NAME, username)
         return None if row is None else User(*row)
 
     # tokens
@@ -248,7 +148,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         """Store a new access token (its hash only)."""
         try:
             row = await self._fetchrow(
-                _INSERT_TOKENS, user_id, token_hash, name, device_id, now_ms(), expires_at,
+                sql.INSERT_TOKENS, user_id, token_hash, name, device_id, now_ms(), expires_at,
                 scopes_column(scopes), msgspec.json.encode(device_info or {}).decode())
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("token already exists") from exc
@@ -258,7 +158,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
 
     async def get_token(self, token_hash: str) -> Token | None:
         """The token with this hash (revoked or not), or None."""
-        row = await self._fetchrow(_TOKENS_BY_HASH, token_hash)
+        row = await self._fetchrow(sql.TOKENS_BY_HASH, token_hash)
         return None if row is None else token_from_row(row)
 
     async def touch_token(self, token_id: int, at: int) -> None:
@@ -289,7 +189,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
             earlier: dict[_SeqKey, StoredMessage] = {}
             if keyed:
                 rows = await conn.fetch(
-                    _MESSAGES_BY_CLIENT_SEQ, [m.sender_id for m in keyed],
+                    sql.MESSAGES_BY_CLIENT_SEQ, [m.sender_id for m in keyed],
                     [m.sender_device for m in keyed], [m.client_seq for m in keyed])
                 earlier = {_key(s): s for s in (StoredMessage(*r) for r in rows)}
             fresh: list[NewMessage] = []
@@ -304,7 +204,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
             if fresh:
                 now = now_ms()
                 inserted = await conn.fetch(
-                    _INSERT_BATCH,
+                    sql.INSERT_BATCH,
                     [m.sender_id for m in fresh], [m.sender_device for m in fresh],
                     [m.recipient_id for m in fresh], [m.type for m in fresh],
                     [m.content for m in fresh], [m.client_seq for m in fresh], now)
@@ -320,7 +220,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
                                    [d for _, d in events], new_rows[0].created_at)
             if new_rows:
                 await conn.execute(
-                    _UPSERT_CONVERSATIONS,
+                    sql.UPSERT_CONVERSATIONS,
                     [s.sender_id for s in new_rows] + [s.recipient_id for s in new_rows],
                     [s.recipient_id for s in new_rows] + [s.sender_id for s in new_rows],
                     [s.id for s in new_rows] * 2)
@@ -339,7 +239,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
         """One message by id, or None."""
-        row = await self._fetchrow(_MESSAGE_BY_ID, message_id)
+        row = await self._fetchrow(sql.MESSAGE_BY_ID, message_id)
         return None if row is None else StoredMessage(*row)
 
     async def last_message_id(self) -> int:
@@ -352,7 +252,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         """The device's stream after ``after_id``, in id order, at most ``limit``."""
         if limit <= 0:
             return []
-        rows = await self._fetch(_DEVICE_STREAM, user_id, device_id, after_id, limit)
+        rows = await self._fetch(sql.DEVICE_STREAM, user_id, device_id, after_id, limit)
         return [StoredMessage(*r) for r in rows]
 
     async def history(self, user_id: int, peer_id: int, before_id: int | None,
@@ -361,26 +261,26 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         if limit <= 0:
             return []
         bound = _NO_UPPER_BOUND if before_id is None else before_id
-        rows = await self._fetch(_HISTORY, user_id, peer_id, bound, limit)
+        rows = await self._fetch(sql.HISTORY, user_id, peer_id, bound, limit)
         return [StoredMessage(*r) for r in rows]
 
     async def conversation_peers(self, user_id: int) -> list[int]:
         """Users this user has exchanged a message with, most recent first."""
-        return [int(r[0]) for r in await self._fetch(_PEERS, user_id)]
+        return [int(r[0]) for r in await self._fetch(sql.PEERS, user_id)]
 
     async def mark_delivered(self, recipient_id: int, up_to_id: int) -> list[Receipt]:
         """Move sent messages to ``recipient_id`` up to ``up_to_id`` to delivered."""
-        rows = await self._fetch(_MARK_DELIVERED, recipient_id, up_to_id)
+        rows = await self._fetch(sql.MARK_DELIVERED, recipient_id, up_to_id)
         return [Receipt(int(r[0]), int(r[1])) for r in sorted(rows, key=lambda r: r[0])]
 
     async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
         """Move one message to ``recipient_id`` to read, unless it already is."""
         if "message.read" not in self.outbox_events:
-            row = await self._fetchrow(_MARK_READ, recipient_id, message_id)
+            row = await self._fetchrow(sql.MARK_READ, recipient_id, message_id)
             return None if row is None else Receipt(int(row[0]), int(row[1]))
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():  # the change and its event
-            row = await conn.fetchrow(_MARK_READ, recipient_id, message_id)
+            row = await conn.fetchrow(sql.MARK_READ, recipient_id, message_id)
             if row is None:
                 return None
             receipt, now = Receipt(int(row[0]), int(row[1])), now_ms()
@@ -392,11 +292,11 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
 
     async def get_cursor(self, user_id: int, device_id: str) -> int:
         """Highest message id this device has confirmed (0 if none)."""
-        row = await self._fetchrow(_GET_CURSOR, user_id, device_id)
+        row = await self._fetchrow(sql.GET_CURSOR, user_id, device_id)
         return 0 if row is None else int(row[0])
 
     async def advance_cursor(self, user_id: int, device_id: str, message_id: int) -> int:
         """Move the device's cursor forward (never backwards); return the stored cursor."""
         row = await self._fetchrow(
-            _ADVANCE_CURSOR, user_id, device_id, max(message_id, 0), now_ms())
+            sql.ADVANCE_CURSOR, user_id, device_id, max(message_id, 0), now_ms())
         return int(row[0])
