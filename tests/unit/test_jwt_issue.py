@@ -198,8 +198,11 @@ async def test_an_hs256_secret_is_prepared_once_and_an_asymmetric_one_still_refu
         sqlite_store, user_id, tmp_path, monkeypatch):
     from jwt.algorithms import HMACAlgorithm
 
-    from tidings.auth.jwt_keys import PreparedHmac
+    from tidings.auth.jwt_keys import PreparedHmac, use_prepared_hmac
 
+    use_prepared_hmac()
+    for n in range(10):  # other secrets seen before (a test suite's): the memory stays small
+        jwt.get_algorithm_by_name("HS256").prepare_key(f"{SECRET}-{n}")
     checks: list[object] = []
     check = HMACAlgorithm.prepare_key
     monkeypatch.setattr(HMACAlgorithm, "prepare_key",

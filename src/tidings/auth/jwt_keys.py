@@ -60,8 +60,9 @@ class PreparedHmac(HMACAlgorithm):
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = super().prepare_key(key)
-            if len(self._prepared) < 8:  # a node has one secret; keys of tests, a few
-                self._prepared[key] = prepared
+            if len(self._prepared) >= 8:  # a node has one secret; a test suite, many
+                self._prepared.clear()
+            self._prepared[key] = prepared
         return prepared
 
 
