@@ -194,30 +194,41 @@ async def test_without_a_signing_key_nothing_is_issued(sqlite_store, user_id, tm
         await tokens.issue(user_id)
 
 
+def _hs256(handler: Any) -> None:
+    jwt.unregister_algorithm("HS256")
+    jwt.register_algorithm("HS256", handler)
+
+
 async def test_an_hs256_secret_is_prepared_once_and_an_asymmetric_one_still_refused(
         sqlite_store, user_id, tmp_path, monkeypatch):
     from jwt.algorithms import HMACAlgorithm
 
-    from tidings.auth.jwt_keys import PreparedHmac, use_prepared_hmac
+    from tidings.auth.jwt_keys import PreparedHmac
 
-    use_prepared_hmac()
-    for n in range(10):  # other secrets seen before (a test suite's): the memory stays small
-        jwt.get_algorithm_by_name("HS256").prepare_key(f"{SECRET}-{n}")
-    checks: list[object] = []
-    check = HMACAlgorithm.prepare_key
-    monkeypatch.setattr(HMACAlgorithm, "prepare_key",
-                        lambda self, key: checks.append(key) or check(self, key))
-    secret = SECRET + "-prepared-once"
-    auth = Authenticator(sqlite_store, Settings(jwt_secret=secret))
-    assert isinstance(jwt.get_algorithm_by_name("HS256"), PreparedHmac)
-    for _ in range(3):
-        token, _exp = auth.jwt.issue(user_id)
-        assert (await auth.verify(token)).user_id == user_id
-    assert checks == [secret]
-    # A PEM key given as an HMAC secret is still refused, every time, in PyJWT's words.
-    pem = Path(pem_file(tmp_path, KEYS["RS256"]())).read_bytes()
-    token = jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 60}, SECRET,
-                       algorithm="HS256")
-    for _ in range(2):
-        with pytest.raises(jwt.InvalidKeyError, match="asymmetric key"):
-            jwt.decode(token, pem, algorithms=["HS256"])
+    before = jwt.get_algorithm_by_name("HS256")
+    _hs256(HMACAlgorithm(HMACAlgorithm.SHA256))  # PyJWT's own, as in a fresh process
+    try:
+        secret = SECRET + "-prepared-once"
+        auth = Authenticator(sqlite_store, Settings(jwt_secret=secret))
+        handler = jwt.get_algorithm_by_name("HS256")
+        assert isinstance(handler, PreparedHmac)  # JwtKeys installed it
+        for n in range(10):  # other secrets seen before (a test suite's)
+            handler.prepare_key(f"{SECRET}-{n}")
+        assert len(handler._prepared) <= 8  # the memory stays small
+        with pytest.raises(TypeError, match="Expected a string or bytes"):  # PyJWT's words
+            handler.prepare_key(bytearray(b"k" * 32))
+        checks: list[object] = []
+        check = HMACAlgorithm.prepare_key
+        monkeypatch.setattr(HMACAlgorithm, "prepare_key",
+                            lambda self, key: checks.append(key) or check(self, key))
+        for _ in range(3):
+            token, _exp = auth.jwt.issue(user_id)
+            assert (await auth.verify(token)).user_id == user_id
+        assert checks == [secret]
+        # A PEM key given as an HMAC secret is still refused, every time, in PyJWT's words.
+        pem = Path(pem_file(tmp_path, KEYS["RS256"]())).read_bytes()
+        for _ in range(2):
+            with pytest.raises(jwt.InvalidKeyError, match="asymmetric key"):
+                jwt.decode(token, pem, algorithms=["HS256"])
+    finally:
+        _hs256(before)

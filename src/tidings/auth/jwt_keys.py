@@ -19,6 +19,7 @@ clock difference allowed on ``exp``/``nbf``/``iat``.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,24 +54,32 @@ class PreparedHmac(HMACAlgorithm):
 
     def __init__(self) -> None:
         super().__init__(HMACAlgorithm.SHA256)
-        self._prepared: dict[str | bytes, bytes] = {}
+        # By type and value: a str never compares equal to bytes (nor warns, under -bb).
+        self._prepared: dict[tuple[type, str | bytes], bytes] = {}
 
     def prepare_key(self, key: str | bytes) -> bytes:
         """The secret as bytes, checked the first time it is seen."""
-        prepared = self._prepared.get(key)
+        if type(key) not in (str, bytes):  # PyJWT's own answer, in its own words
+            return super().prepare_key(key)
+        seen = (type(key), key)
+        prepared = self._prepared.get(seen)
         if prepared is None:
             prepared = super().prepare_key(key)
             if len(self._prepared) >= 8:  # a node has one secret; a test suite, many
                 self._prepared.clear()
-            self._prepared[key] = prepared
+            self._prepared[seen] = prepared
         return prepared
+
+
+_REGISTERING = threading.Lock()
 
 
 def use_prepared_hmac() -> None:
     """Make :class:`PreparedHmac` PyJWT's HS256 (its public algorithm registry; once)."""
-    if not isinstance(jwt.get_algorithm_by_name("HS256"), PreparedHmac):
-        jwt.unregister_algorithm("HS256")
-        jwt.register_algorithm("HS256", PreparedHmac())
+    with _REGISTERING:  # two callers at once would both unregister, and one fail
+        if not isinstance(jwt.get_algorithm_by_name("HS256"), PreparedHmac):
+            jwt.unregister_algorithm("HS256")
+            jwt.register_algorithm("HS256", PreparedHmac())
 
 
 def key_algorithm(key: object) -> str:

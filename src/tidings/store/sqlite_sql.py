@@ -35,7 +35,9 @@ ROWS_PER_INSERT = 128
 
 @functools.lru_cache(maxsize=ROWS_PER_INSERT)
 def insert_messages_sql(rows: int) -> str:
+    """The multi-row INSERT for ``rows`` rows (placeholders only)."""
     return INSERT_MESSAGES.format(rows=", ".join([INSERT_ROW] * rows))
+
 
 MESSAGE_BY_CLIENT_SEQ = """
 SELECT id, sender_id, sender_device, recipient_id, type, content, client_seq, status, created_at
