@@ -75,17 +75,17 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
                         reset=keep_session)
         return self._pool
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+    async def _fetch(self, statement: str, *args: Any) -> list[Any]:
         pool = await self._get_pool()
-        return list(await pool.fetch(sql, *args))
+        return list(await pool.fetch(statement, *args))
 
-    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+    async def _fetchrow(self, statement: str, *args: Any) -> Any:
         pool = await self._get_pool()
-        return await pool.fetchrow(sql, *args)
+        return await pool.fetchrow(statement, *args)
 
-    async def _execute(self, sql: str, *args: Any) -> str:
+    async def _execute(self, statement: str, *args: Any) -> str:
         pool = await self._get_pool()
-        status: str = await pool.execute(sql, *args)
+        status: str = await pool.execute(statement, *args)
         return status
 
     # lifecycle

@@ -99,19 +99,19 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
             raise StoreError("store is closed")
         return await self._worker.submit(lambda: job(self._connection()))
 
-    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    async def _read(self, statement: str, params: tuple[Any, ...]) -> list[Any]:
         """The rows of a short read: read in place if it can be (sqlite_reader.py), else
         by the worker."""
         if self._closed:
             raise StoreError("store is closed")
-        found = self._reader.rows(sql, params)
+        found = self._reader.rows(statement, params)
         if found is None:
-            found = await self._run(lambda c: _rows(c, sql, params))
+            found = await self._run(lambda c: _rows(c, statement, params))
         return found
 
-    async def _point(self, sql: str, params: tuple[Any, ...]) -> Any | None:
+    async def _point(self, statement: str, params: tuple[Any, ...]) -> Any | None:
         """The one row of a lookup by key, or None (see :meth:`_read`)."""
-        found = await self._read(sql, params)
+        found = await self._read(statement, params)
         return found[0] if found else None
 
     def _close_connection(self) -> None:
