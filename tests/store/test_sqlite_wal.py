@@ -1,0 +1,54 @@
+"""The SQLite store's write-ahead log: durable commits, and checkpoints rare enough that
+a busy node does not rewrite its hot index pages every few commits (store/sqlite.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tidings.store import NewMessage
+from tidings.store.sqlite import JOURNAL_LIMIT_BYTES, WAL_CHECKPOINT_PAGES, SqliteStore
+
+SQLITE_DEFAULT_CHECKPOINT_PAGES = 1000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    made = SqliteStore(str(tmp_path / "t.db"))
+    await made.migrate()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def test_the_writer_commits_durably_and_checkpoints_rarely(store: SqliteStore) -> None:
+    def settings(conn: object) -> tuple[object, ...]:
+        return tuple(conn.execute(f"PRAGMA {name}").fetchone()[0]  # type: ignore[attr-defined]
+                     for name in ("journal_mode", "synchronous", "wal_autocheckpoint",
+                                  "journal_size_limit"))
+
+    assert await store._run(settings) == ("wal", 2, WAL_CHECKPOINT_PAGES, JOURNAL_LIMIT_BYTES)
+
+
+async def test_the_log_outgrows_sqlites_default_checkpoint(store: SqliteStore,
+                                                           tmp_path: Path) -> None:
+    """Past SQLite's default 1 000 pages the log is not checkpointed (and so not
+    restarted from its start): it keeps growing until WAL_CHECKPOINT_PAGES."""
+    user = await store.create_user("ada", "!")
+    page = await store._run(lambda c: c.execute("PRAGMA page_size").fetchone()[0])
+    wal = tmp_path / "t.db-wal"
+    text = "x" * 3000  # about a page a message
+    for _ in range(12):  # ~1 500 pages over 12 commits, each smaller than the default
+        await store.append_messages([NewMessage(user.id, "pc", user.id, "text", text, 0)
+                                     for _ in range(128)])
+        if os.path.getsize(wal) > 1.2 * SQLITE_DEFAULT_CHECKPOINT_PAGES * page:
+            break
+    assert os.path.getsize(wal) > 1.2 * SQLITE_DEFAULT_CHECKPOINT_PAGES * page
+    assert os.path.getsize(wal) < WAL_CHECKPOINT_PAGES * page
+    frames = await store._run(
+        lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    assert frames[1] > SQLITE_DEFAULT_CHECKPOINT_PAGES  # the frames the log held till now
