@@ -243,3 +243,75 @@ async def test_an_idle_connection_holds_no_task_and_wakes_on_its_next_frame(serv
         while conn in gateway.connections:
             await asyncio.sleep(0.01)
     assert conn.closed
+
+
+async def _parked(gateway, conn) -> None:
+    async with asyncio.timeout(10):  # as in the test above: the task ends, then leaves
+        while conn.reader is not None or gateway._serving:
+            await asyncio.sleep(0.01)
+
+
+async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, http, connect,
+                                                                       monkeypatch):
+    """A parked connection's chats are stored from the socket's callback (no reader
+    task); the first other frame, and everything after it, goes to a task, in order."""
+    a_id, a_token = await server.quick_user()
+    b_id, b_token = await server.quick_user()
+    b = await connect(b_token)  # authenticated: b is known to exist
+    a = await connect(a_token)
+    gateway = server.node.gateway
+    [conn] = [c for c in gateway.connections if c.user_id == a_id]
+    await _parked(gateway, conn)
+    runs = 0
+    run = gateway._run
+
+    async def counted(reading):
+        nonlocal runs
+        runs += 1
+        await run(reading)
+
+    monkeypatch.setattr(gateway, "_run", counted)
+    seqs = [await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": f"m{n}"})
+            for n in range(20)]
+    acks = {}
+    while len(acks) < 20:
+        t, seq, payload = await a.recv()
+        if t == MsgType.CHAT_ACK:
+            acks[seq] = payload["message_id"]
+    assert runs == 0  # not one task for twenty chats
+    assert [acks[s] for s in seqs] == sorted(acks.values())  # stored in the order sent
+    # A ping among chats: it and what follows it are read by a task, still in order.
+    more = [await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": "x"}),
+            await a.send(MsgType.PING),
+            await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": "y"})]
+    answers = {}
+    while len(answers) < 3:
+        t, seq, payload = await a.recv()
+        if seq in more:
+            answers[seq] = (t, payload)
+    assert answers[more[1]][0] == MsgType.PONG and runs >= 1
+    assert answers[more[0]][1]["message_id"] < answers[more[2]][1]["message_id"]
+    pushed = []
+    while len(pushed) < 22:
+        t, _, payload = await b.recv()
+        if t == MsgType.CHAT_PUSH:
+            pushed.append(payload["content"])
+    assert pushed == [f"m{n}" for n in range(20)] + ["x", "y"]
+
+
+async def test_a_chat_flood_is_rate_limited_and_the_connection_kept(server_factory, http):
+    server = await server_factory(rate_limit=5, rate_burst=10)
+    _, a_token = await server.quick_user()
+    b_id, _ = await server.quick_user()
+    a = await Wire.ready(http, server.ws_url, a_token)
+    await a.chat(b_id, "hello")  # b looked up once: from now on its chats need no task
+    for _ in range(30):
+        await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": "flood"})
+    codes = []
+    while len(codes) < 30:
+        t, _, payload = await a.recv()
+        if t in (MsgType.CHAT_ACK, MsgType.ERROR):
+            codes.append(payload.get("code") if t == MsgType.ERROR else "ack")
+    assert codes.count("ack") >= 5 and codes.count(ErrorCode.RATE_LIMITED) >= 15
+    await asyncio.sleep(0.5)
+    await a.chat(b_id, "after the flood")

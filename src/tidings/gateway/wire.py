@@ -274,7 +274,19 @@ class WsPeer(QueueBase, asyncio.Protocol):  # type: ignore[misc]
                 await self._waiter
             finally:
                 self._waiter = None
-        msg, size = self._inbox.pop(0)
+        return self.take()
+
+    def ready_data(self) -> WSMessage | None:
+        """The next message, not taken, if it is here and a text or binary one: what
+        :meth:`receive` would return next without waiting or answering anything."""
+        if not self._inbox or self._closed or self._closing:
+            return None
+        msg = self._inbox[0][0]
+        return msg if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT else None
+
+    def take(self) -> WSMessage:
+        """Take the next message from the inbox (one must be there)."""
+        msg, size = self._inbox.pop(0)  # type: ignore[union-attr]  # () only when empty
         if not self._inbox:
             self._inbox = ()
         self._inbox_bytes -= size + 128

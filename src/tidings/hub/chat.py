@@ -223,15 +223,24 @@ class ChatService:
 
     async def chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         """Store a chat; ``ChatAck`` (or ``MsgError``) follows once it is durable."""
+        if payload.to not in self._known_users and "\x00" not in payload.content:
+            if await self.store.get_user(payload.to) is None:
+                self.metrics.messages_in.inc()
+                self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")
+                return
+            self._known_users.add(payload.to)
+        self.chat_now(conn, seq, payload)
+
+    def knows_user(self, user_id: int) -> bool:
+        """True if ``user_id`` is known to exist (a chat to it needs no lookup)."""
+        return user_id in self._known_users
+
+    def chat_now(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
+        """:meth:`chat` without waiting, to a recipient :meth:`knows_user` says exists."""
         self.metrics.messages_in.inc()
         if "\x00" in payload.content:  # PostgreSQL text cannot hold NUL: refuse it everywhere
             self.error(conn, seq, ErrorCode.INVALID_PAYLOAD, "content may not contain NUL")
             return
-        if payload.to not in self._known_users:
-            if await self.store.get_user(payload.to) is None:
-                self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")
-                return
-            self._known_users.add(payload.to)
         message = NewMessage(conn.user_id, conn.device_id, payload.to, payload.type,
                              payload.content, seq)
         # Told by the commit task itself, right after the batch's pushes: the ack and
