@@ -299,7 +299,63 @@ async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, ht
     assert pushed == [f"m{n}" for n in range(20)] + ["x", "y"]
 
 
+async def test_a_chat_that_waits_for_a_lookup_keeps_the_next_one_behind_it(server, http,
+                                                                           connect):
+    """A chat to a user this node has not seen yet needs a store lookup (a task); a
+    chat to a known user sent right behind it must not overtake it."""
+    _, a_token = await server.quick_user()
+    known_id, known_token = await server.quick_user()
+    unseen_id, _ = await server.quick_user()  # exists, never connected: not known yet
+    await connect(known_token)
+    a = await connect(a_token)
+    for n in range(5):  # each round: a new unseen user first
+        if n:
+            unseen_id, _ = await server.quick_user()
+        first = await a.send(MsgType.CHAT, {"to": unseen_id, "type": "text", "content": "1"})
+        second = await a.send(MsgType.CHAT, {"to": known_id, "type": "text", "content": "2"})
+        acks = {}
+        while len(acks) < 2:
+            t, seq, payload = await a.recv()
+            if t == MsgType.CHAT_ACK:
+                acks[seq] = payload["message_id"]
+        assert acks[first] < acks[second]
+
+
+async def test_a_failure_in_the_fast_path_is_answered_and_the_connection_still_ends(
+        server, http, connect, monkeypatch):
+    a_id, a_token = await server.quick_user()
+    b_id, b_token = await server.quick_user()
+    await connect(b_token)
+    a = await connect(a_token)
+    gateway = server.node.gateway
+    [conn] = [c for c in gateway.connections if c.user_id == a_id]
+    await _parked(gateway, conn)
+
+    def broken(type_: int) -> None:
+        raise RuntimeError("metrics broke")
+
+    monkeypatch.setattr(server.node.service.metrics, "frame_in", broken)
+    seq = await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": "x"})
+    got, err = await a.expect(MsgType.ERROR, skip=(MsgType.PRESENCE_PUSH,))
+    assert got == seq and err["code"] == ErrorCode.INTERNAL_ERROR
+    monkeypatch.undo()
+    await a.chat(b_id, "and on it goes")
+    await _parked(gateway, conn)
+
+    def unsure(user_id: int) -> bool:
+        raise RuntimeError("no idea")
+
+    # Failing before the frame is taken, the fast path leaves it to the task, which stores it.
+    monkeypatch.setattr(server.node.service, "knows_user", unsure)
+    await a.chat(b_id, "the task's")
+    await a.ws.close()
+    async with asyncio.timeout(10):  # its end still reaches the gateway: unregistered
+        while conn in gateway.connections:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_chat_flood_is_rate_limited_and_the_connection_kept(server_factory, http):
+    """The fast path leaves a chat over the rate limit to the read loop, which answers it."""
     server = await server_factory(rate_limit=5, rate_burst=10)
     _, a_token = await server.quick_user()
     b_id, _ = await server.quick_user()

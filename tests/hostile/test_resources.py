@@ -22,7 +22,7 @@ from tests.hostile.helpers import (
 )
 from tests.hostile.rawws import OP_PING, RawSocket, build_frame
 from tests.support.wire import Wire
-from tidings.gateway import websocket
+from tidings.gateway import reading, websocket
 from tidings.gateway.connection import Connection
 from tidings.protocol.codec import Frame
 from tidings.protocol.codes import CloseCode, ErrorCode, MsgType
@@ -342,7 +342,8 @@ async def test_delivery_acks_of_a_busy_receiver_are_not_rate_limited(server_fact
             decoded[frame.seq] += 1
         return real_decode(frame)
 
-    monkeypatch.setattr(websocket, "decode_payload", counting_decode)
+    for module in (websocket, reading):  # the read loop and its ack_of
+        monkeypatch.setattr(module, "decode_payload", counting_decode)
     server = await server_factory(rate_limit=5, rate_burst=10, sync_page_size=1)
     sender, _ = await server.quick_user()
     receiver, token = await server.quick_user()

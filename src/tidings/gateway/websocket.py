@@ -20,6 +20,7 @@ from tidings.api.errors import ApiError
 from tidings.gateway.caps import Lease, claim
 from tidings.gateway.connection import CURRENT, Connection
 from tidings.gateway.origins import origin_allowed
+from tidings.gateway.reading import Reading, ack_of
 from tidings.gateway.wire import WsPeer
 from tidings.hub.chat import ChatService
 from tidings.logs import REQUEST_ID
@@ -37,7 +38,7 @@ from tidings.protocol.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 # How long a reader busy with a frame may take to reach the client's close frame (or the
-# end of its TCP connection) before it is stopped (Gateway._peer_gone).
+# end of its TCP connection) before it is stopped (Gateway.peer_gone).
 PEER_GONE_GRACE = 1.0
 
 RequestHandler = Callable[[Connection, int, Any], Awaitable[None]]
@@ -152,15 +153,21 @@ class Gateway:
         # holds no task or coroutine at all (Connection.reader is then None).
         # The reading tasks start from the socket's callbacks, outside this request's
         # context: they carry its request id (the access log's) themselves.
-        reading = _Reading(self, peer, conn, claim(request), bucket, REQUEST_ID.get())
+        reading = Reading(self, peer, conn, claim(request), bucket, REQUEST_ID.get())
         peer.on_gone = reading.gone
         peer.park(reading)
         return web.StreamResponse(status=101)  # never sent: the socket is no longer aiohttp's
 
-    def _resume(self, reading: _Reading) -> None:
-        """Something arrived on an idle socket: read it until the socket is idle again
-        (chats are stored at once, see :meth:`_chats_now`; the rest takes a task)."""
-        if self._chats_now(reading):
+    def resume(self, reading: Reading) -> None:
+        """Something arrived on an idle socket (its :class:`Reading` calls this): read it
+        until the socket is idle again (chats are stored at once, see
+        :meth:`_chats_now`; the rest takes a task)."""
+        try:
+            idle = self._chats_now(reading)
+        except Exception:  # the task reads on and ends the connection cleanly if need be
+            reading.log_failure("fast path failed")
+            idle = False
+        if idle:
             reading.peer.park(reading)
             return
         task = reading.conn.reader = asyncio.get_running_loop().create_task(
@@ -168,13 +175,13 @@ class Gateway:
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
 
-    def _chats_now(self, reading: _Reading) -> bool:
+    def _chats_now(self, reading: Reading) -> bool:
         """Handle the idle socket's chats to known users here, in the parser's callback;
         True if that read everything (the socket is idle again). A chatting client
         sends one frame at a time, and a task per frame (made, scheduled, stepped through
         its coroutines, then parked again) was a tenth of a busy node's CPU (bench:
         durable chat, open loop). Anything else, and what follows it, is left in order
-        for :meth:`_serve`, which does the same checks."""
+        for :meth:`_serve`, which does the same checks (and reuses the decoded frame)."""
         peer, conn, svc = reading.peer, reading.conn, self.service
         if not conn.user_id or self.draining or MsgType.CHAT in self.handlers:
             return False
@@ -191,21 +198,23 @@ class Gateway:
             now = loop.time()
             if not isinstance(payload, ChatPayload) or not svc.knows_user(payload.to) \
                     or not reading.bucket.allow(now):
+                reading.decoded = (msg.data, frame)
                 return False
             peer.take()
-            conn.last_seen = now
-            svc.metrics.frame_in(frame.type)
-            conn.frames_in += 1
             try:
+                conn.last_seen = now
+                svc.metrics.frame_in(frame.type)
+                conn.frames_in += 1
                 svc.chat_now(conn, frame.seq, payload)
             except Exception:
-                log.exception("%s: internal error", conn.id)
+                reading.log_failure("internal error")
                 svc.error(conn, frame.seq, ErrorCode.INTERNAL_ERROR, "internal error")
-        return False
+        return False  # a task waits for the outbox (pacing) or finishes the connection
 
-    def _peer_gone(self, conn: Connection) -> None:
+    def peer_gone(self, conn: Connection) -> None:
         """The client closed (or its TCP connection ended) while the reader was busy
-        handling a frame: give it PEER_GONE_GRACE s to finish, then stop it."""
+        handling a frame (its :class:`Reading` says so): give it PEER_GONE_GRACE s to
+        finish, then stop it."""
         asyncio.get_running_loop().call_later(PEER_GONE_GRACE, self._stop_if_stuck, conn)
 
     def _stop_if_stuck(self, conn: Connection) -> None:
@@ -226,13 +235,13 @@ class Gateway:
         self._settling.add(settle)
         settle.add_done_callback(self._settling.discard)
 
-    async def _run(self, reading: _Reading) -> None:
+    async def _run(self, reading: Reading) -> None:
         peer, conn = reading.peer, reading.conn
         CURRENT.set(conn)  # for the logs: this task's records name the connection
         REQUEST_ID.set(reading.request_id)  # ... and the upgrade request
         idle = False
         try:
-            idle = await self._serve(peer, conn, reading.bucket)
+            idle = await self._serve(reading)
         except asyncio.CancelledError:
             if conn.expiry is None:
                 raise
@@ -275,11 +284,14 @@ class Gateway:
                 log.exception("%s: disconnect hook failed", conn.id)
         await self.service.disconnected(conn)
 
-    async def _serve(self, ws: WsPeer, conn: Connection, bucket: TokenBucket) -> bool:
+    async def _serve(self, reading: Reading) -> bool:
         """Handle the socket's messages; True if it went idle, False if it is done."""
-        svc = self.service
+        ws, conn, bucket, svc = reading.peer, reading.conn, reading.bucket, self.service
         loop = asyncio.get_running_loop()
         while not conn.closed and conn.expiry is None:
+            if conn.backlogged:  # pace a client that sends faster than it reads
+                await conn.drain()
+                continue
             if not ws.pending:
                 return True
             msg = await ws.receive()
@@ -299,15 +311,17 @@ class Gateway:
                 continue
             if not conn.user_id:  # until auth fixes it, answer in the framing just used
                 conn.binary = msg.type == WSMsgType.BINARY
+            decoded, reading.decoded = reading.decoded, None
             try:
-                frame = decode_frame(msg.data)
+                frame = decoded[1] if decoded and decoded[0] is msg.data \
+                    else decode_frame(msg.data)
             except ProtocolError as exc:
                 if not self.draining:
                     svc.error(conn, 0, exc.code, exc.message)
                 continue
             if self.draining and frame.type != MsgType.ACK:
                 continue  # shutting down: only delivery acks are still taken
-            ack = _ack_of(conn, frame)  # decoded once, for the rate limit and the handler
+            ack = ack_of(conn, frame)  # decoded once, for the rate limit and the handler
             # While draining only acks come here: the last ones, each folded into one
             # cursor write; refusing them would only make their messages come again.
             if not self.draining and not self._confirms_more(conn, ack) and \
@@ -327,8 +341,6 @@ class Gateway:
                 self._handling -= 1
                 if not self._handling:
                     self._idle.set()
-            if conn.backlogged:  # pace a client that sends faster than it reads
-                await conn.drain()
         return False
 
     def _confirms_more(self, conn: Connection, ack: AckPayload | None) -> bool:
@@ -343,7 +355,7 @@ class Gateway:
 
     async def _dispatch(self, conn: Connection, frame: Frame,
                         ack: AckPayload | None = None) -> None:
-        # ``ack``: the frame's payload if _serve decoded it already (see _ack_of).
+        # ``ack``: the frame's payload if _serve decoded it already (see ack_of).
         svc = self.service
         svc.metrics.frame_in(frame.type)
         conn.frames_in += 1
@@ -370,42 +382,3 @@ class Gateway:
             svc.error(conn, frame.seq, ErrorCode.ALREADY_AUTHENTICATED, "already authenticated")
         else:
             svc.ping(conn, frame.seq)
-
-
-class _Reading:
-    """What reading one connection takes: its socket, its slot, its rate limit and the
-    request id of its upgrade. One slotted object per connection, parked again each
-    time the socket goes idle: two ``functools.partial`` callbacks (each with a bound
-    method, an argument tuple and a keyword dict) cost ~540 bytes of an idle
-    connection's ~4 KiB (issue 19), and a new one was made at every re-park."""
-
-    __slots__ = ("bucket", "conn", "gateway", "lease", "peer", "request_id")
-
-    def __init__(self, gateway: Gateway, peer: WsPeer, conn: Connection, lease: Lease,
-                 bucket: TokenBucket, request_id: str) -> None:
-        self.gateway = gateway
-        self.peer = peer
-        self.conn = conn
-        self.lease = lease
-        self.bucket = bucket
-        self.request_id = request_id
-
-    def __call__(self) -> None:
-        """Something arrived on the idle socket (:meth:`WsPeer.park`'s callback)."""
-        self.gateway._resume(self)
-
-    def gone(self) -> None:
-        """The client left while its reader was busy (:attr:`WsPeer.on_gone`)."""
-        self.gateway._peer_gone(self.conn)
-
-
-def _ack_of(conn: Connection, frame: Frame) -> AckPayload | None:
-    """The payload of an authenticated connection's delivery ack, or None (any other frame,
-    or one that does not decode: dispatching it decodes it again and answers the error)."""
-    if frame.type != MsgType.ACK or not conn.user_id:
-        return None
-    try:
-        payload = decode_payload(frame)
-    except ProtocolError:
-        return None
-    return payload if isinstance(payload, AckPayload) else None

@@ -223,13 +223,13 @@ class ChatService:
 
     async def chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         """Store a chat; ``ChatAck`` (or ``MsgError``) follows once it is durable."""
+        self.metrics.messages_in.inc()
         if payload.to not in self._known_users and "\x00" not in payload.content:
             if await self.store.get_user(payload.to) is None:
-                self.metrics.messages_in.inc()
                 self.error(conn, seq, ErrorCode.USER_NOT_FOUND, f"no user {payload.to}")
                 return
             self._known_users.add(payload.to)
-        self.chat_now(conn, seq, payload)
+        self._store_chat(conn, seq, payload)
 
     def knows_user(self, user_id: int) -> bool:
         """True if ``user_id`` is known to exist (a chat to it needs no lookup)."""
@@ -238,6 +238,9 @@ class ChatService:
     def chat_now(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         """:meth:`chat` without waiting, to a recipient :meth:`knows_user` says exists."""
         self.metrics.messages_in.inc()
+        self._store_chat(conn, seq, payload)
+
+    def _store_chat(self, conn: Connection, seq: int, payload: ChatPayload) -> None:
         if "\x00" in payload.content:  # PostgreSQL text cannot hold NUL: refuse it everywhere
             self.error(conn, seq, ErrorCode.INVALID_PAYLOAD, "content may not contain NUL")
             return
