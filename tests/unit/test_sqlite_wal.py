@@ -4,32 +4,27 @@ a busy node does not rewrite its hot index pages every few commits (store/sqlite
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tidings.store import NewMessage
+from tidings.store import NewMessage, Store
 from tidings.store.sqlite import JOURNAL_LIMIT_BYTES, WAL_CHECKPOINT_PAGES, SqliteStore
 
 SQLITE_DEFAULT_CHECKPOINT_PAGES = 1000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    made = SqliteStore(str(tmp_path / "t.db"))
-    await made.migrate()
-    try:
-        yield made
-    finally:
-        await made.close()
+def store(sqlite_store: Store) -> SqliteStore:
+    assert isinstance(sqlite_store, SqliteStore)
+    return sqlite_store
 
 
 async def test_the_writer_commits_durably_and_checkpoints_rarely(store: SqliteStore) -> None:
-    def settings(conn: object) -> tuple[object, ...]:
-        return tuple(conn.execute(f"PRAGMA {name}").fetchone()[0]  # type: ignore[attr-defined]
-                     for name in ("journal_mode", "synchronous", "wal_autocheckpoint",
-                                  "journal_size_limit"))
+    def settings(conn: sqlite3.Connection) -> tuple[object, ...]:
+        names = ("journal_mode", "synchronous", "wal_autocheckpoint", "journal_size_limit")
+        return tuple(conn.execute(f"PRAGMA {name}").fetchone()[0] for name in names)
 
     assert await store._run(settings) == ("wal", 2, WAL_CHECKPOINT_PAGES, JOURNAL_LIMIT_BYTES)
 
@@ -40,7 +35,7 @@ async def test_the_log_outgrows_sqlites_default_checkpoint(store: SqliteStore,
     restarted from its start): it keeps growing until WAL_CHECKPOINT_PAGES."""
     user = await store.create_user("ada", "!")
     page = await store._run(lambda c: c.execute("PRAGMA page_size").fetchone()[0])
-    wal = tmp_path / "t.db-wal"
+    wal = tmp_path / "unit.db-wal"
     text = "x" * 3000  # about a page a message
     for _ in range(12):  # ~1 500 pages over 12 commits, each smaller than the default
         await store.append_messages([NewMessage(user.id, "pc", user.id, "text", text, 0)
