@@ -299,6 +299,51 @@ async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, ht
     assert pushed == [f"m{n}" for n in range(20)] + ["x", "y"]
 
 
+async def test_delivery_acks_take_no_task_and_read_acks_wait_for_the_store(server, http,
+                                                                          connect,
+                                                                          monkeypatch):
+    _, a_token = await server.quick_user()
+    b_id, b_token = await server.quick_user()
+    a = await connect(a_token)
+    b = await connect(b_token, "phone")
+    gateway = server.node.gateway
+    [conn] = [c for c in gateway.connections if c.user_id == b_id]
+    acks = [await a.chat(b_id, f"m{n}") for n in range(10)]
+    ids = [ack["message_id"] for ack in acks]
+    pushed = []
+    while len(pushed) < 10:
+        t, _, payload = await b.recv()
+        if t == MsgType.CHAT_PUSH:
+            pushed.append(payload["message_id"])
+    assert pushed == ids
+    await _parked(gateway, conn)
+    runs = 0
+    run = gateway._run
+
+    async def counted(reading):
+        nonlocal runs
+        runs += 1
+        await run(reading)
+
+    monkeypatch.setattr(gateway, "_run", counted)
+    for message_id in ids:
+        await b.send(MsgType.ACK, {"message_id": message_id, "status": "delivered"})
+    async with asyncio.timeout(10):  # the device's cursor is stored
+        while await server.node.store.get_cursor(b_id, "phone") < ids[-1]:
+            await asyncio.sleep(0.02)
+    assert runs == 0  # not one task for ten delivery acks
+    await b.send(MsgType.ACK, {"message_id": ids[0], "status": "read"})
+    while True:  # the delivered receipts come first
+        t, _, payload = await a.recv()
+        if t == MsgType.RECEIPT_PUSH and payload["status"] == "read":
+            assert payload["message_ids"] == [ids[0]]
+            break
+    assert runs >= 1  # a read ack marks the message in the store: the reader task's
+    seq = await b.send(MsgType.ACK, {"message_id": ids[-1] + 100, "status": "delivered"})
+    got, err = await b.expect(MsgType.ERROR, skip=(MsgType.PRESENCE_PUSH,))
+    assert got == seq and err["code"] == ErrorCode.MESSAGE_NOT_FOUND
+
+
 async def test_a_chat_that_waits_for_a_lookup_keeps_the_next_one_behind_it(server, http,
                                                                            connect):
     """A chat to a user this node has not seen yet needs a store lookup (a task); a

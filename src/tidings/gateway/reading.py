@@ -11,7 +11,7 @@ from tidings.gateway.wire import WsPeer
 from tidings.logs import REQUEST_ID
 from tidings.protocol.codec import Frame, ProtocolError, decode_payload
 from tidings.protocol.codes import MsgType
-from tidings.protocol.messages import AckPayload
+from tidings.protocol.messages import AckPayload, Payload
 from tidings.protocol.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -37,8 +37,9 @@ class Reading:
         self.lease = lease
         self.bucket = bucket
         self.request_id = request_id
-        # The next message's data and frame, if the fast path decoded it and left it.
-        self.decoded: tuple[Any, Frame] | None = None
+        # The next message's data, frame and payload (None: not decoded), if the fast
+        # path decoded it and left it for the reader task.
+        self.decoded: tuple[Any, Frame, Payload | None] | None = None
 
     def __call__(self) -> None:
         """Something arrived on the idle socket (:meth:`WsPeer.park`'s callback)."""

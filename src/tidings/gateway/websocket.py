@@ -30,6 +30,7 @@ from tidings.protocol.messages import (
     AckPayload,
     AuthPayload,
     ChatPayload,
+    Payload,
     PresencePayload,
     SyncRequestPayload,
 )
@@ -176,14 +177,15 @@ class Gateway:
         task.add_done_callback(self._serving.discard)
 
     def _chats_now(self, reading: Reading) -> bool:
-        """Handle the idle socket's chats to known users here, in the parser's callback;
-        True if that read everything (the socket is idle again). A chatting client
-        sends one frame at a time, and a task per frame (made, scheduled, stepped through
-        its coroutines, then parked again) was a tenth of a busy node's CPU (bench:
-        durable chat, open loop). Anything else, and what follows it, is left in order
-        for :meth:`_serve`, which does the same checks (and reuses the decoded frame)."""
+        """Handle the idle socket's chats to known users and delivery acks here, in the
+        parser's callback; True if that read everything (the socket is idle again). A
+        chatting client sends one frame at a time, and a task per frame (made,
+        scheduled, stepped through its coroutines, then parked again) was a tenth of a
+        busy node's CPU (bench: durable chat, open loop); a receiver acks every push.
+        Anything else, and what follows it, is left in order for :meth:`_serve`, which
+        does the same checks (and reuses what was decoded)."""
         peer, conn, svc = reading.peer, reading.conn, self.service
-        if not conn.user_id or self.draining or MsgType.CHAT in self.handlers:
+        if not conn.user_id or self.draining:
             return False
         loop = asyncio.get_running_loop()
         while not (conn.closed or conn.expiry is not None or conn.backlogged):
@@ -192,24 +194,38 @@ class Gateway:
                 return not peer.pending
             try:
                 frame = decode_frame(msg.data)
-                payload = decode_payload(frame) if frame.type == MsgType.CHAT else None
+                payload = decode_payload(frame) if frame.type == MsgType.CHAT and \
+                    MsgType.CHAT not in self.handlers else ack_of(conn, frame)
             except ProtocolError:
                 return False  # _serve answers it
             now = loop.time()
-            if not isinstance(payload, ChatPayload) or not svc.knows_user(payload.to) \
-                    or not reading.bucket.allow(now):
-                reading.decoded = (msg.data, frame)
+            if not self._now_or_later(reading, payload, now):
+                reading.decoded = (msg.data, frame, payload)
                 return False
             peer.take()
             try:
                 conn.last_seen = now
                 svc.metrics.frame_in(frame.type)
                 conn.frames_in += 1
-                svc.chat_now(conn, frame.seq, payload)
+                if isinstance(payload, ChatPayload):
+                    svc.chat_now(conn, frame.seq, payload)
+                elif isinstance(payload, AckPayload):
+                    svc.ack_now(conn, frame.seq, payload)
             except Exception:
                 reading.log_failure("internal error")
                 svc.error(conn, frame.seq, ErrorCode.INTERNAL_ERROR, "internal error")
         return False  # a task waits for the outbox (pacing) or finishes the connection
+
+    def _now_or_later(self, reading: Reading, payload: object, now: float) -> bool:
+        """True if a decoded frame is handled in the socket's callback: a chat to a known
+        user, or a delivery ack (a read ack waits for the store), each within the rate
+        limit as in :meth:`_serve`."""
+        if isinstance(payload, ChatPayload):
+            return self.service.knows_user(payload.to) and reading.bucket.allow(now)
+        if isinstance(payload, AckPayload) and payload.status == "delivered" and \
+                MsgType.ACK not in self.handlers:
+            return self._confirms_more(reading.conn, payload) or reading.bucket.allow(now)
+        return False
 
     def peer_gone(self, conn: Connection) -> None:
         """The client closed (or its TCP connection ended) while the reader was busy
@@ -312,16 +328,20 @@ class Gateway:
             if not conn.user_id:  # until auth fixes it, answer in the framing just used
                 conn.binary = msg.type == WSMsgType.BINARY
             decoded, reading.decoded = reading.decoded, None
+            payload: Payload | None = None  # decoded already by _chats_now, if at all
             try:
-                frame = decoded[1] if decoded and decoded[0] is msg.data \
-                    else decode_frame(msg.data)
+                if decoded and decoded[0] is msg.data:
+                    _, frame, payload = decoded
+                else:
+                    frame = decode_frame(msg.data)
             except ProtocolError as exc:
                 if not self.draining:
                     svc.error(conn, 0, exc.code, exc.message)
                 continue
             if self.draining and frame.type != MsgType.ACK:
                 continue  # shutting down: only delivery acks are still taken
-            ack = ack_of(conn, frame)  # decoded once, for the rate limit and the handler
+            # Decoded once, for the rate limit and the handler.
+            ack = payload if isinstance(payload, AckPayload) else ack_of(conn, frame)
             # While draining only acks come here: the last ones, each folded into one
             # cursor write; refusing them would only make their messages come again.
             if not self.draining and not self._confirms_more(conn, ack) and \
@@ -331,7 +351,7 @@ class Gateway:
             self._handling += 1
             self._idle.clear()
             try:
-                await self._dispatch(conn, frame, ack)
+                await self._dispatch(conn, frame, payload if payload is not None else ack)
             except ProtocolError as exc:
                 svc.error(conn, exc.seq, exc.code, exc.message)
             except Exception:
@@ -354,15 +374,15 @@ class Gateway:
                 and self.service.confirmed(conn) < ack.message_id <= conn.highest_sent_id)
 
     async def _dispatch(self, conn: Connection, frame: Frame,
-                        ack: AckPayload | None = None) -> None:
-        # ``ack``: the frame's payload if _serve decoded it already (see ack_of).
+                        decoded: Payload | None = None) -> None:
+        # ``decoded``: the frame's payload if it was decoded already (_chats_now, ack_of).
         svc = self.service
         svc.metrics.frame_in(frame.type)
         conn.frames_in += 1
         if not conn.user_id and frame.type != MsgType.AUTH:
             svc.error(conn, frame.seq, ErrorCode.NOT_AUTHENTICATED, "send MsgAuth first")
             return
-        payload = ack if ack is not None else decode_payload(frame)
+        payload = decoded if decoded is not None else decode_payload(frame)
         if isinstance(payload, AuthPayload) and not conn.user_id:
             await svc.authenticate(conn, frame.seq, payload)
             return

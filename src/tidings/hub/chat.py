@@ -277,15 +277,22 @@ class ChatService:
 
     async def ack(self, conn: Connection, seq: int, payload: AckPayload) -> None:
         """Confirm receipt up to a message (cumulative) and, for read, mark it read."""
-        if payload.message_id > conn.highest_sent_id:
-            self.error(conn, seq, ErrorCode.MESSAGE_NOT_FOUND,
-                       f"message {payload.message_id} was not delivered on this connection")
+        if not self.ack_now(conn, seq, payload):
             return
-        await self._confirm(conn, payload.message_id)
         if payload.status == "read":
             receipt = await self.store.mark_read(conn.user_id, payload.message_id)
             if receipt is not None:
                 await self._send_receipts([receipt], "read", conn.user_id)
+
+    def ack_now(self, conn: Connection, seq: int, payload: AckPayload) -> bool:
+        """The part of :meth:`ack` that never waits (all of a delivery ack's): False if
+        the ack was refused."""
+        if payload.message_id > conn.highest_sent_id:
+            self.error(conn, seq, ErrorCode.MESSAGE_NOT_FOUND,
+                       f"message {payload.message_id} was not delivered on this connection")
+            return False
+        self._confirm(conn, payload.message_id)
+        return True
 
     def confirmed(self, conn: Connection) -> int:
         """The highest message id this connection acknowledged (0 if none yet)."""
@@ -302,7 +309,7 @@ class ChatService:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _confirm(self, conn: Connection, up_to: int) -> None:
+    def _confirm(self, conn: Connection, up_to: int) -> None:
         # The cursor write runs beside the read loop. Acks arriving while one is
         # being stored fold into the next write: under load a device's cursor
         # costs one write per burst, not one per message.
@@ -345,7 +352,7 @@ class ChatService:
         # so live pushes go on in order beside it.
         after = payload.last_message_id
         if 0 < after <= conn.highest_sent_id:
-            await self._confirm(conn, after)
+            self._confirm(conn, after)
         page, has_more = await self._page(conn, after)
         if page:
             conn.synced_id = max(conn.synced_id, page[-1].id)
