@@ -245,6 +245,19 @@ async def test_an_idle_connection_holds_no_task_and_wakes_on_its_next_frame(serv
     assert conn.closed
 
 
+def _count_reader_tasks(gateway, monkeypatch):
+    """How many reader tasks the gateway starts from now on: call the result to know."""
+    started = []
+    run = gateway._run
+
+    async def counted(reading):
+        started.append(reading)
+        await run(reading)
+
+    monkeypatch.setattr(gateway, "_run", counted)
+    return lambda: len(started)
+
+
 async def _parked(gateway, conn) -> None:
     async with asyncio.timeout(10):  # as in the test above: the task ends, then leaves
         while conn.reader is not None or gateway._serving:
@@ -262,15 +275,7 @@ async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, ht
     gateway = server.node.gateway
     [conn] = [c for c in gateway.connections if c.user_id == a_id]
     await _parked(gateway, conn)
-    runs = 0
-    run = gateway._run
-
-    async def counted(reading):
-        nonlocal runs
-        runs += 1
-        await run(reading)
-
-    monkeypatch.setattr(gateway, "_run", counted)
+    runs = _count_reader_tasks(gateway, monkeypatch)
     seqs = [await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": f"m{n}"})
             for n in range(20)]
     acks = {}
@@ -278,7 +283,7 @@ async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, ht
         t, seq, payload = await a.recv()
         if t == MsgType.CHAT_ACK:
             acks[seq] = payload["message_id"]
-    assert runs == 0  # not one task for twenty chats
+    assert runs() == 0  # not one task for twenty chats
     assert [acks[s] for s in seqs] == sorted(acks.values())  # stored in the order sent
     # A ping among chats: it and what follows it are read by a task, still in order.
     more = [await a.send(MsgType.CHAT, {"to": b_id, "type": "text", "content": "x"}),
@@ -289,7 +294,7 @@ async def test_chats_to_known_users_take_no_task_and_keep_their_order(server, ht
         t, seq, payload = await a.recv()
         if seq in more:
             answers[seq] = (t, payload)
-    assert answers[more[1]][0] == MsgType.PONG and runs >= 1
+    assert answers[more[1]][0] == MsgType.PONG and runs() >= 1
     assert answers[more[0]][1]["message_id"] < answers[more[2]][1]["message_id"]
     pushed = []
     while len(pushed) < 22:
@@ -317,28 +322,20 @@ async def test_delivery_acks_take_no_task_and_read_acks_wait_for_the_store(serve
             pushed.append(payload["message_id"])
     assert pushed == ids
     await _parked(gateway, conn)
-    runs = 0
-    run = gateway._run
-
-    async def counted(reading):
-        nonlocal runs
-        runs += 1
-        await run(reading)
-
-    monkeypatch.setattr(gateway, "_run", counted)
+    runs = _count_reader_tasks(gateway, monkeypatch)
     for message_id in ids:
         await b.send(MsgType.ACK, {"message_id": message_id, "status": "delivered"})
     async with asyncio.timeout(10):  # the device's cursor is stored
         while await server.node.store.get_cursor(b_id, "phone") < ids[-1]:
             await asyncio.sleep(0.02)
-    assert runs == 0  # not one task for ten delivery acks
+    assert runs() == 0  # not one task for ten delivery acks
     await b.send(MsgType.ACK, {"message_id": ids[0], "status": "read"})
     while True:  # the delivered receipts come first
         t, _, payload = await a.recv()
         if t == MsgType.RECEIPT_PUSH and payload["status"] == "read":
             assert payload["message_ids"] == [ids[0]]
             break
-    assert runs >= 1  # a read ack marks the message in the store: the reader task's
+    assert runs() >= 1  # a read ack marks the message in the store: the reader task's
     seq = await b.send(MsgType.ACK, {"message_id": ids[-1] + 100, "status": "delivered"})
     got, err = await b.expect(MsgType.ERROR, skip=(MsgType.PRESENCE_PUSH,))
     assert got == seq and err["code"] == ErrorCode.MESSAGE_NOT_FOUND
