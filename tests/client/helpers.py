@@ -4,7 +4,8 @@ filters and bounded waits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from tests.client.event_reader import EventReader
 from tests.support.server import RunningServer
@@ -54,6 +55,39 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
             if result:
                 return
             await asyncio.sleep(0.01)
+
+
+class LoopLag:
+    """The longest this event loop has been late to wake a sleeper: see :func:`loop_lag`."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+
+@contextlib.asynccontextmanager
+async def loop_lag(tick: float = 0.005) -> AsyncIterator[LoopLag]:
+    """Measure how late the event loop runs while the block does.
+
+    A test that bounds a wall-clock gap from above adds ``worst`` to its margin: on a busy
+    machine the process can be descheduled, or a garbage collection can hold the loop, for
+    longer than any fixed margin, and that delays the client's timers as much as the probe's.
+    """
+    lag = LoopLag()
+
+    async def watch() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            lag.worst = max(lag.worst, loop.time() - due)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield lag
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 async def cursor_is(server: RunningServer, user_id: int, device_id: str | None,
