@@ -181,7 +181,7 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         items = list(batch)
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            await conn.execute(sql.BEGIN_APPEND, APPEND_LOCK)
             # Look for earlier copies *before* inserting: ON CONFLICT DO NOTHING would
             # still draw an id for each duplicate, and the gaps it leaves would make
             # every node of a cluster wait for ids that never come (hub/gapfill.py).

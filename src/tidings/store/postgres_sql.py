@@ -27,6 +27,18 @@ SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked
        last_used_at, scopes, device_info
 FROM tokens WHERE token_hash = $1"""
 
+# The append transaction's first statement: its lock (postgres.py, APPEND_LOCK), and a
+# plan for each statement after it made for its arguments and the table as it is now.
+# asyncpg prepares a statement once per connection, and after five runs PostgreSQL may
+# keep a generic plan: one made while messages was young scans the table. The
+# client-seq lookup then read all of it on every append (12 ms a batch at 60 000 rows
+# against 0.5 ms; 0.5 s after an ANALYZE of the empty table) until autovacuum analyzed
+# again, most of PostgreSQL's CPU in the durable chat bench (docs/benchmarks.md, run M).
+# Planning afresh costs ~0.1 ms an append; for every statement (a point read's plan
+# then costs more than its execution) it would not pay.
+BEGIN_APPEND = """
+SELECT pg_advisory_xact_lock($1), set_config('plan_cache_mode', 'force_custom_plan', true)"""
+
 # ORDER BY ordinality makes identity values follow input order. DO NOTHING also
 # skips a row that conflicts with one inserted earlier by this same statement.
 INSERT_BATCH = """
