@@ -27,17 +27,18 @@ SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked
        last_used_at, scopes, device_info
 FROM tokens WHERE token_hash = $1"""
 
-# The append transaction's first statement: its lock (postgres.py, APPEND_LOCK), and a
-# plan for each statement after it made for its arguments and the table as it is now.
-# asyncpg prepares a statement once per connection, and after five runs PostgreSQL may
-# keep a generic plan: one made while messages was young scans the table. The
-# client-seq lookup then read all of it on every append (12 ms a batch at 60 000 rows
-# against 0.5 ms; 0.5 s after an ANALYZE of the empty table) until autovacuum analyzed
-# again, most of PostgreSQL's CPU in the durable chat bench (docs/benchmarks.md, run M).
-# Planning afresh costs ~0.1 ms an append; for every statement (a point read's plan
-# then costs more than its execution) it would not pay.
-BEGIN_APPEND = """
-SELECT pg_advisory_xact_lock($1), set_config('plan_cache_mode', 'force_custom_plan', true)"""
+# The first statement of the append and ack transactions: the statements after it are
+# planned for their arguments and the table as it is now. asyncpg prepares a statement
+# once per connection, and after five runs PostgreSQL may keep a generic plan: one made
+# while messages was young scans the table. The client-seq lookup then read all of it
+# on every append (12 ms a batch at 60 000 rows against 0.5 ms; 0.5 s after an ANALYZE
+# of the empty table) until autovacuum analyzed again: most of PostgreSQL's CPU in the
+# durable chat bench (docs/benchmarks.md, run M). Planning afresh costs ~0.1 ms an
+# append; for every statement (a point read's plan then costs more than its execution)
+# it would not pay.
+_PLAN_AFRESH = "set_config('plan_cache_mode', 'force_custom_plan', true)"
+BEGIN_APPEND = f"SELECT pg_advisory_xact_lock($1), {_PLAN_AFRESH}"  # APPEND_LOCK
+BEGIN_ACKS = f"SELECT {_PLAN_AFRESH}"
 
 # ORDER BY ordinality makes identity values follow input order. DO NOTHING also
 # skips a row that conflicts with one inserted earlier by this same statement.
@@ -99,6 +100,24 @@ SELECT peer_id FROM conversations WHERE user_id = $1 ORDER BY last_message_id DE
 MARK_DELIVERED = """
 UPDATE messages SET status = 'delivered'
 WHERE recipient_id = $1 AND id <= $2 AND status = 'sent'
+RETURNING id, sender_id"""
+
+# store_acks, one ack: the device's cursor, and the delivered marks above the highest
+# cursor the user's devices had before it (each was reached by a store_acks that marked
+# everything up to it, and ids commit in order: APPEND_LOCK). The parts of one statement
+# share its snapshot, so ``floor`` does not see the cursor this statement moves.
+STORE_ACK = """
+WITH floor AS (
+    SELECT coalesce(max(last_message_id), 0) AS id FROM device_cursors WHERE user_id = $1
+), moved AS (
+    INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (user_id, device_id) DO UPDATE SET
+        last_message_id = GREATEST(device_cursors.last_message_id, EXCLUDED.last_message_id),
+        updated_at = EXCLUDED.updated_at
+)
+UPDATE messages SET status = 'delivered'
+WHERE recipient_id = $1 AND id > (SELECT id FROM floor) AND id <= $3 AND status = 'sent'
 RETURNING id, sender_id"""
 
 MARK_READ = """
