@@ -55,6 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the chat scenario's open-loop rates, chats/s in all (default "
                         "5000,10000,15000,20000,25000; a rate the server cannot keep up "
                         "with ends the series)")
+    p.add_argument("--chat-acks", action="store_true",
+                   help="in the chat scenario, recipients answer every push with a delivery "
+                        "ack, as seed 001's clients do")
     p.add_argument("--storm-clients", type=int, default=None,
                    help="reconnect storm size (default 10000; quick 100)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
@@ -187,10 +190,11 @@ async def main(argv: list[str]) -> int:
             chat_results = await chat.scenario(
                 workdir, ["sqlite"] if quick else args.stores.split(","), reps=reps,
                 quick=quick, rates=[1000.0] if quick else
-                [float(r) for r in args.chat_rates.split(",")])
+                [float(r) for r in args.chat_rates.split(",")], acks=args.chat_acks)
             doc = {**header, "scenario": "chat", "results": chat_results}
             written.append(report.write_json(args.out, stamp, "chat", doc))
-            md += ["\n### Durable chat (Tidings only: acknowledged after store)\n", "",
+            acking = "; recipients ack every push" if args.chat_acks else ""
+            md += [f"\n### Durable chat (Tidings only: acknowledged after store{acking})\n", "",
                    *report.chat_table(chat_results), "", *report.chat_summary(chat_results)]
         if "storm" in scenarios:
             clients = args.storm_clients or (100 if quick else 10_000)

@@ -6,7 +6,9 @@ back, so the figure is what the store path sustains, not what a client asked for
 then the mean ack time is only what is in flight over the rate (Little's law). Open
 loop (``rate``): that many chats a second in all, each user in turn, whatever the acks
 do, and each ack timed from the moment its chat was due: the latency at a given rate.
-The recipients' pushes are read by the same load generator.
+The recipients' pushes are read by the same load generator; with ``acks`` it answers
+each with a delivery ``MsgAck``, as a client written from seed 001 does (the node then
+also stores every device's cursor and marks the messages delivered).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ WINDOW_OPEN_CAP = 64
 
 
 async def scenario(workdir: Path, stores: list[str], *, reps: int, quick: bool,
-                   rates: list[float]) -> dict[str, list[dict[str, Any]]]:
+                   rates: list[float], acks: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Scenario 3 on each store: the closed-loop run, then open-loop runs at ``rates``
     in increasing order, until one that the server cannot keep up with (chats skipped).
     Results by ``store`` (closed loop) and ``store, open loop R/s``."""
@@ -46,7 +48,7 @@ async def scenario(workdir: Path, stores: list[str], *, reps: int, quick: bool,
                     url = stack.enter_context(postgres(workdir)) if store == "postgres" \
                         else f"sqlite:///{workdir}/chat-{time.time_ns()}.db"
                     r = await run(workdir, url, users=users, window=window, seconds=seconds,
-                                  warmup=1.0 if quick else 2.0, rate=rate)
+                                  warmup=1.0 if quick else 2.0, rate=rate, acks=acks)
                 r["rep"] = rep
                 results.setdefault(key, []).append(r)
                 if rate and r["skipped"]:
@@ -70,7 +72,8 @@ def postgres(workdir: Path) -> Iterator[str]:
 
 
 async def run(workdir: Path, database_url: str, *, users: int, window: int,
-              seconds: float, warmup: float = 2.0, rate: float = 0.0) -> dict[str, Any]:
+              seconds: float, warmup: float = 2.0, rate: float = 0.0,
+              acks: bool = False) -> dict[str, Any]:
     """One repetition on one store; returns acked messages/s and ack latency.
 
     ``rate``: open loop at that many chats/s in all, ``window`` then being a cap per
@@ -83,7 +86,8 @@ async def run(workdir: Path, database_url: str, *, users: int, window: int,
     server = tidings_node.start(workdir, database_url, port, rate_limit=1_000_000,
                                 rate_burst=1_000_000)
     lg = LoadGen(port, conns=users, path="/ws", mode="chat", init=init, ready_match="success",
-                 window=window, keepalive_hex=tidings_node.ping_frame().hex(), rate=rate)
+                 window=window, keepalive_hex=tidings_node.ping_frame().hex(), rate=rate,
+                 acks=acks)
     try:
         connect_s, status = await asyncio.to_thread(lg.wait_ready, 60.0)
         if status["ready"] < users:
@@ -110,6 +114,7 @@ async def run(workdir: Path, database_url: str, *, users: int, window: int,
         "seconds": round(rep["seconds"], 3),
         "acked": rep["acks"], "acked_per_s": round(rep["acks"] / rep["seconds"]),
         "pushes_per_s": round(rep["pushes_in"] / rep["seconds"]),
+        "delivery_acks_per_s": round(rep["acks_sent"] / rep["seconds"]),
         "ack_p50_ms": rep["p50_ms"], "ack_p99_ms": rep["p99_ms"], "ack_p999_ms": rep["p999_ms"],
         "errors": rep["errors_in"], "closed": rep["closed"], "unacked_at_end": left,
         **cpu, "connect_seconds": round(connect_s, 3),

@@ -196,13 +196,15 @@ class LoadGen:
                  ports: list[int] | None = None, connect_parallel: int = 256,
                  rate: float = 0.0, ready_hex: str | None = None,
                  reconnect: tuple[float, float] | None = None,
-                 ready_parallel: int = 0) -> None:
+                 ready_parallel: int = 0, acks: bool = False) -> None:
         where = ["--ports", ",".join(map(str, ports))] if ports else ["--port", str(port)]
         argv = [str(build_wsload()), *where, "--path", path, "--conns", str(conns),
                 "--mode", mode, "--src-addrs", str(src_addrs), "--window", str(window)]
         argv += ["--connect-parallel", str(connect_parallel)]
         if rate:
             argv += ["--rate", str(rate)]
+        if acks:  # chat: answer every push with a delivery ack
+            argv += ["--acks", "1"]
         if init is not None:
             argv += ["--init", str(init)]
         if ready_match:

@@ -16,7 +16,9 @@
  *                loop, R chats/s in all whatever the acks do, each connection in turn
  *                (at most --window outstanding: a chat due on a full connection is not
  *                sent and is counted as "skipped"); a latency runs from the moment the
- *                chat was due, so a late sender does not hide a slow server.
+ *                chat was due, so a late sender does not hide a slow server. With
+ *                --acks 1 every ChatPush (102) is answered with a delivery MsgAck, as
+ *                a client written from seed 001 does.
  * With --reconnect S (the reconnect storm) a connection that closes or fails is opened
  * again and sends its init frames again, after the SDK's backoff: S seconds, times 1.5
  * per further attempt, capped at --reconnect-max (30 s), each wait times a random
@@ -69,7 +71,7 @@ typedef struct {
     int port;                                  /* the server port it connects to */
     int attempt; uint64_t retry_at;            /* --reconnect: backoff state */
     /* chat */
-    int outstanding; uint64_t seq;
+    int outstanding; uint64_t seq, ack_seq;
     uint64_t *sent_at; uint64_t *sent_seq;      /* ring of window entries */
 } conn_t;
 
@@ -80,11 +82,13 @@ static const char *host = "127.0.0.1", *path = "/", *ready_match, *pong_match, *
 static init_t *inits; static int ninits;
 static buf_t keepalive; static int keepalive_text; static double keepalive_every;
 static int content_bytes = 100, sending, connect_parallel = 256, ready_parallel;
+static int send_acks;                            /* chat: ack every push */
 static double rate;                              /* chats/s in all; 0: closed loop */
 static uint64_t go_at_us, paced; static int next_paced; /* open loop: due so far */
 static long n_ready, n_open, n_failed, n_closed, n_connecting;
 /* counters since reset */
-static uint64_t frames_in, deliveries, chats_sent, acks, pushes_in, errors_in, skipped;
+static uint64_t frames_in, deliveries, chats_sent, acks, pushes_in, errors_in, skipped,
+                acks_sent;
 static uint32_t *lat; static size_t nlat, latcap; /* microseconds */
 static uint64_t lat_over; /* samples beyond capacity */
 static uint64_t t_reset_us;
@@ -224,6 +228,35 @@ static size_t mp_read_uint(const unsigned char *p, const unsigned char *e, uint6
     *v = x; return (size_t)(1 + len);
 }
 
+/* A delivery MsgAck (3) for the ChatPush whose envelope continues at p: {..., "payload":
+ * bin({"message_id": N, ...})}. Acks take seqs of their own (from 2^32), so that the
+ * chats' seqs stay consecutive for the window's ring. */
+static void ack_push(conn_t *c, const unsigned char *p, const unsigned char *e) {
+    uint64_t id = 0; size_t k;
+    if (p + 8 > e || memcmp(p, "\xa7payload", 8) != 0) return;
+    p += 8;
+    if (p + 2 <= e && p[0] == 0xc4) p += 2;
+    else if (p + 3 <= e && p[0] == 0xc5) p += 3;
+    else return;
+    if (p + 12 > e || (p[0] & 0xf0) != 0x80 || memcmp(p + 1, "\xaamessage_id", 11) != 0) return;
+    p += 12;
+    if (!(k = mp_read_uint(p, e, &id))) return;
+    unsigned char inner[48], frame[96]; size_t n = 0, m = 0;
+    inner[n++] = 0x82;
+    inner[n++] = 0xaa; memcpy(inner + n, "message_id", 10); n += 10;
+    n += mp_uint(inner + n, id);
+    inner[n++] = 0xa6; memcpy(inner + n, "status", 6); n += 6;
+    inner[n++] = 0xa9; memcpy(inner + n, "delivered", 9); n += 9;
+    frame[m++] = 0x83;
+    frame[m++] = 0xa4; memcpy(frame + m, "type", 4); m += 4; frame[m++] = 3;
+    frame[m++] = 0xa3; memcpy(frame + m, "seq", 3); m += 3;
+    m += mp_uint(frame + m, (1ull << 32) + ++c->ack_seq);
+    frame[m++] = 0xa7; memcpy(frame + m, "payload", 7); m += 7;
+    frame[m++] = 0xc4; frame[m++] = (unsigned char)n; memcpy(frame + m, inner, n); m += n;
+    acks_sent++;
+    send_frame(c, 2, frame, m);
+}
+
 /* A server envelope starts {"type": T, "seq": S, ...} (msgspec keeps field order). */
 static void on_chat_frame(conn_t *c, const unsigned char *p, size_t n) {
     const unsigned char *e = p + n; uint64_t type = 0, seq = 0; size_t k;
@@ -233,8 +266,9 @@ static void on_chat_frame(conn_t *c, const unsigned char *p, size_t n) {
     p += k;
     if (p + 4 > e || memcmp(p, "\xa3seq", 4) != 0) return;
     p += 4;
-    if (!mp_read_uint(p, e, &seq)) return;
-    if (type == 102) { pushes_in++; return; }
+    if (!(k = mp_read_uint(p, e, &seq))) return;
+    p += k;
+    if (type == 102) { pushes_in++; if (send_acks) ack_push(c, p, e); return; }
     if (type == 106) { errors_in++; }
     if (type != 107 && type != 106) return;
     int slot = (int)(seq % (uint64_t)window);
@@ -418,13 +452,13 @@ static void report(void) {
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     double secs = (now_us() - t_reset_us) / 1e6;
     printf("{\"seconds\":%.3f,\"frames_in\":%llu,\"deliveries\":%llu,\"chats_sent\":%llu,"
-           "\"acks\":%llu,\"pushes_in\":%llu,\"errors_in\":%llu,\"skipped\":%llu,\"samples\":%zu,"
+           "\"acks\":%llu,\"pushes_in\":%llu,\"acks_sent\":%llu,\"errors_in\":%llu,\"skipped\":%llu,\"samples\":%zu,"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
            "\"ready\":%ld,\"open\":%ld,\"failed\":%ld,\"closed\":%ld,\"cpu_s\":%.3f}\n",
            secs, (unsigned long long)frames_in, (unsigned long long)deliveries,
            (unsigned long long)chats_sent, (unsigned long long)acks,
-           (unsigned long long)pushes_in, (unsigned long long)errors_in,
-           (unsigned long long)skipped, nlat,
+           (unsigned long long)pushes_in, (unsigned long long)acks_sent,
+           (unsigned long long)errors_in, (unsigned long long)skipped, nlat,
            pct(0.50), pct(0.99), pct(0.999), nlat ? lat[nlat - 1] / 1000.0 : -1.0,
            n_ready, n_open, n_failed, n_closed, cpu_seconds() - cpu_at_reset);
     fflush(stdout);
@@ -432,6 +466,7 @@ static void report(void) {
 
 static void reset(void) {
     frames_in = deliveries = chats_sent = acks = pushes_in = errors_in = skipped = 0;
+    acks_sent = 0;
     nlat = 0; lat_over = 0; t_reset_us = now_us(); cpu_at_reset = cpu_seconds();
 }
 
@@ -498,7 +533,8 @@ static void usage(void) {
     fprintf(stderr, "usage: wsload --port P|--ports P1,P2 [--host 127.0.0.1] [--path /] [--conns N] "
             "[--src-addrs K] [--mode fanout|chat] [--init FILE] [--ready-match S] "
             "[--pong-match S --pong-reply S] [--keepalive-hex HEX|--keepalive-text S "
-            "--keepalive-every SEC] [--window W] [--rate CHATS_PER_S] [--content-bytes B]\n");
+            "--keepalive-every SEC] [--window W] [--rate CHATS_PER_S] [--acks 0|1] "
+            "[--content-bytes B]\n");
     exit(2);
 }
 
@@ -541,6 +577,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--keepalive-every")) keepalive_every = atof(v);
         else if (!strcmp(a, "--window")) window = atoi(v);
         else if (!strcmp(a, "--rate")) rate = atof(v);
+        else if (!strcmp(a, "--acks")) send_acks = atoi(v);
         else if (!strcmp(a, "--content-bytes")) content_bytes = atoi(v);
         else if (!strcmp(a, "--connect-parallel")) connect_parallel = atoi(v);
         else usage();

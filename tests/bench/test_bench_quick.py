@@ -116,3 +116,25 @@ def test_reconnect_storm_resyncs_every_client_and_loses_nothing(quick_run: Path)
     assert 0 < rep["node_up_s"] <= rep["reconnected_s"] <= rep["resynced_s"]
     [rate] = doc["auth_rate"]
     assert rate["clients"] == 100 and rate["auths_per_s"] > 0
+
+
+async def test_chat_recipients_ack_every_push_with_chat_acks(tmp_path: Path) -> None:
+    # bench --chat-acks: the C load generator answers each ChatPush with a MsgAck, and
+    # the node stores every recipient device's cursor and marks the messages delivered.
+    if shutil.which("cc") is None or shutil.which("taskset") is None:
+        pytest.skip("the load generator needs a C compiler and taskset")
+    import sqlite3
+
+    from bench import chat
+
+    db = tmp_path / "chat.db"
+    rep = await chat.run(tmp_path, f"sqlite:///{db}", users=10, window=64, seconds=1.5,
+                         warmup=0.5, rate=500, acks=True)
+    assert rep["errors"] == rep["closed"] == rep["unacked_at_end"] == 0, rep
+    assert rep["pushes_per_s"] > 0 and rep["delivery_acks_per_s"] == rep["pushes_per_s"], rep
+    with sqlite3.connect(db) as conn:
+        cursors = conn.execute("SELECT count(*), min(last_message_id) FROM device_cursors")
+        [(devices, lowest)] = cursors.fetchall()
+        [(delivered,)] = conn.execute(
+            "SELECT count(*) FROM messages WHERE status = 'delivered'").fetchall()
+    assert devices == 10 and lowest > 0 and delivered > 0

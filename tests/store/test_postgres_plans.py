@@ -55,7 +55,7 @@ async def test_appends_and_acks_plan_their_statements_afresh(store: PostgresStor
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
         "WHERE statement = ANY($1::text[])",
         [sql.MESSAGES_BY_CLIENT_SEQ, sql.INSERT_BATCH, sql.UPSERT_CONVERSATIONS,
-         sql.STORE_ACK])
+         sql.STORE_ACKS])
     assert sorted((r["generic_plans"], r["custom_plans"]) for r in rows) == [(0, 9)] * 4
 
 

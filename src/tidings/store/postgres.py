@@ -40,7 +40,7 @@ _NO_UPPER_BOUND = 2**63 - 1
 # server processes) could otherwise take ids 10 and 11 and commit 11 first: a
 # reader that saw 11 moves its single-integer cursor past 10, which then
 # commits and is never delivered. Serialising appends makes commit order = id order,
-# which store_acks relies on too (postgres_sql.py, STORE_ACK).
+# which store_acks relies on too (postgres_sql.py, STORE_ACKS).
 APPEND_LOCK = 0x7469_6467_0002
 
 _SeqKey = tuple[int, str, int]
@@ -275,17 +275,19 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         return [Receipt(int(r[0]), int(r[1])) for r in sorted(rows, key=lambda r: r[0])]
 
     async def store_acks(self, acks: list[tuple[int, str, int]]) -> list[list[Receipt]]:
-        """Cursors and delivered marks of many devices in one transaction (one commit)."""
+        """Cursors and delivered marks of many devices in one statement (one commit)."""
         if not acks:
             return []
-        items, now = list(acks), now_ms()
-        out: list[list[Receipt]] = []
+        items = list(acks)
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(sql.BEGIN_ACKS)
-            for user_id, device_id, up_to in items:
-                rows = await conn.fetch(sql.STORE_ACK, user_id, device_id, max(up_to, 0), now)
-                out.append([Receipt(int(r[0]), int(r[1])) for r in sorted(rows)])
+            rows = await conn.fetch(sql.STORE_ACKS, [a[0] for a in items],
+                                    [a[1] for a in items], [max(a[2], 0) for a in items],
+                                    now_ms())
+        out: list[list[Receipt]] = [[] for _ in items]
+        for n, message_id, sender_id in sorted(rows, key=lambda r: r[1]):
+            out[n - 1].append(Receipt(int(message_id), int(sender_id)))
         return out
 
     async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:

@@ -102,23 +102,35 @@ UPDATE messages SET status = 'delivered'
 WHERE recipient_id = $1 AND id <= $2 AND status = 'sent'
 RETURNING id, sender_id"""
 
-# store_acks, one ack: the device's cursor, and the delivered marks above the highest
-# cursor the user's devices had before it (each was reached by a store_acks that marked
-# everything up to it, and ids commit in order: APPEND_LOCK). The parts of one statement
-# share its snapshot, so ``floor`` does not see the cursor this statement moves.
-STORE_ACK = """
-WITH floor AS (
-    SELECT coalesce(max(last_message_id), 0) AS id FROM device_cursors WHERE user_id = $1
+# store_acks: every ack of a burst in one statement. Ack ``n`` marks the ids above the
+# highest cursor of its user's devices as it stands before it: the stored cursors, and
+# the acks of the same user earlier in the burst. Each stored cursor was reached by a
+# store_acks that marked everything below it, and ids commit in order (APPEND_LOCK), so
+# nothing below can still be 'sent'. The ranges of one user's acks do not overlap, so a
+# message joins one range at most. The parts of one statement share its snapshot:
+# ``floors`` does not see the cursors ``moved`` writes.
+STORE_ACKS = """
+WITH acks AS (
+    SELECT u, d, up, n, coalesce(max(up) OVER (PARTITION BY u ORDER BY n ROWS BETWEEN
+                                               UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
+    FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS a(u, d, up, n)
+), floors AS (
+    SELECT user_id AS u, max(last_message_id) AS top FROM device_cursors
+    WHERE user_id = ANY($1::bigint[]) GROUP BY user_id
+), ranges AS (
+    SELECT a.n, a.u, greatest(a.earlier, coalesce(f.top, 0)) AS lo, a.up AS hi
+    FROM acks AS a LEFT JOIN floors AS f ON f.u = a.u
 ), moved AS (
     INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at)
-    VALUES ($1, $2, $3, $4)
+    SELECT u, d, max(up), $4 FROM acks GROUP BY u, d ORDER BY u, d
     ON CONFLICT (user_id, device_id) DO UPDATE SET
         last_message_id = GREATEST(device_cursors.last_message_id, EXCLUDED.last_message_id),
         updated_at = EXCLUDED.updated_at
 )
-UPDATE messages SET status = 'delivered'
-WHERE recipient_id = $1 AND id > (SELECT id FROM floor) AND id <= $3 AND status = 'sent'
-RETURNING id, sender_id"""
+UPDATE messages AS m SET status = 'delivered'
+FROM ranges AS r
+WHERE m.recipient_id = r.u AND m.id > r.lo AND m.id <= r.hi AND m.status = 'sent'
+RETURNING r.n, m.id, m.sender_id"""
 
 MARK_READ = """
 UPDATE messages SET status = 'read'
