@@ -39,8 +39,7 @@ _NO_UPPER_BOUND = 2**63 - 1
 # Held for the whole append transaction. Several writers (tasks, or several
 # server processes) could otherwise take ids 10 and 11 and commit 11 first: a
 # reader that saw 11 moves its single-integer cursor past 10, which then
-# commits and is never delivered. Serialising appends makes commit order = id order,
-# which store_acks relies on too (postgres_sql.py, STORE_ACKS).
+# commits and is never delivered. Serialising appends makes commit order = id order.
 APPEND_LOCK = 0x7469_6467_0002
 
 _SeqKey = tuple[int, str, int]
@@ -273,22 +272,6 @@ class PostgresStore(PostgresAdmin, PostgresTokens, PostgresChannels, PostgresOut
         """Move sent messages to ``recipient_id`` up to ``up_to_id`` to delivered."""
         rows = await self._fetch(sql.MARK_DELIVERED, recipient_id, up_to_id)
         return [Receipt(int(r[0]), int(r[1])) for r in sorted(rows, key=lambda r: r[0])]
-
-    async def store_acks(self, acks: list[tuple[int, str, int]]) -> list[list[Receipt]]:
-        """Cursors and delivered marks of many devices in one statement (one commit)."""
-        if not acks:
-            return []
-        items = list(acks)
-        pool = await self._get_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql.BEGIN_ACKS)
-            rows = await conn.fetch(sql.STORE_ACKS, [a[0] for a in items],
-                                    [a[1] for a in items], [max(a[2], 0) for a in items],
-                                    now_ms())
-        out: list[list[Receipt]] = [[] for _ in items]
-        for n, message_id, sender_id in sorted(rows, key=lambda r: r[1]):
-            out[n - 1].append(Receipt(int(message_id), int(sender_id)))
-        return out
 
     async def mark_read(self, recipient_id: int, message_id: int) -> Receipt | None:
         """Move one message to ``recipient_id`` to read, unless it already is."""

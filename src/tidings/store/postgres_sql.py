@@ -27,18 +27,17 @@ SELECT id, user_id, token_hash, name, device_id, created_at, expires_at, revoked
        last_used_at, scopes, device_info
 FROM tokens WHERE token_hash = $1"""
 
-# The first statement of the append and ack transactions: the statements after it are
-# planned for their arguments and the table as it is now. asyncpg prepares a statement
-# once per connection, and after five runs PostgreSQL may keep a generic plan: one made
-# while messages was young scans the table. The client-seq lookup then read all of it
-# on every append (12 ms a batch at 60 000 rows against 0.5 ms; 0.5 s after an ANALYZE
-# of the empty table) until autovacuum analyzed again: most of PostgreSQL's CPU in the
-# durable chat bench (docs/benchmarks.md, run M). Planning afresh costs ~0.1 ms an
-# append; for every statement (a point read's plan then costs more than its execution)
-# it would not pay.
-_PLAN_AFRESH = "set_config('plan_cache_mode', 'force_custom_plan', true)"
-BEGIN_APPEND = f"SELECT pg_advisory_xact_lock($1), {_PLAN_AFRESH}"  # APPEND_LOCK
-BEGIN_ACKS = f"SELECT {_PLAN_AFRESH}"
+# The append transaction's first statement: its lock (postgres.py, APPEND_LOCK), and a
+# plan for each statement after it made for its arguments and the table as it is now.
+# asyncpg prepares a statement once per connection, and after five runs PostgreSQL may
+# keep a generic plan: one made while messages was young scans the table. The
+# client-seq lookup then read all of it on every append (12 ms a batch at 60 000 rows
+# against 0.5 ms; 0.5 s after an ANALYZE of the empty table) until autovacuum analyzed
+# again, most of PostgreSQL's CPU in the durable chat bench (docs/benchmarks.md, run M).
+# Planning afresh costs ~0.1 ms an append; for every statement (a point read's plan
+# then costs more than its execution) it would not pay.
+BEGIN_APPEND = """
+SELECT pg_advisory_xact_lock($1), set_config('plan_cache_mode', 'force_custom_plan', true)"""
 
 # ORDER BY ordinality makes identity values follow input order. DO NOTHING also
 # skips a row that conflicts with one inserted earlier by this same statement.
@@ -101,36 +100,6 @@ MARK_DELIVERED = """
 UPDATE messages SET status = 'delivered'
 WHERE recipient_id = $1 AND id <= $2 AND status = 'sent'
 RETURNING id, sender_id"""
-
-# store_acks: every ack of a burst in one statement. Ack ``n`` marks the ids above the
-# highest cursor of its user's devices as it stands before it: the stored cursors, and
-# the acks of the same user earlier in the burst. Each stored cursor was reached by a
-# store_acks that marked everything below it, and ids commit in order (APPEND_LOCK), so
-# nothing below can still be 'sent'. The ranges of one user's acks do not overlap, so a
-# message joins one range at most. The parts of one statement share its snapshot:
-# ``floors`` does not see the cursors ``moved`` writes.
-STORE_ACKS = """
-WITH acks AS (
-    SELECT u, d, up, n, coalesce(max(up) OVER (PARTITION BY u ORDER BY n ROWS BETWEEN
-                                               UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
-    FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS a(u, d, up, n)
-), floors AS (
-    SELECT user_id AS u, max(last_message_id) AS top FROM device_cursors
-    WHERE user_id = ANY($1::bigint[]) GROUP BY user_id
-), ranges AS (
-    SELECT a.n, a.u, greatest(a.earlier, coalesce(f.top, 0)) AS lo, a.up AS hi
-    FROM acks AS a LEFT JOIN floors AS f ON f.u = a.u
-), moved AS (
-    INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at)
-    SELECT u, d, max(up), $4 FROM acks GROUP BY u, d ORDER BY u, d
-    ON CONFLICT (user_id, device_id) DO UPDATE SET
-        last_message_id = GREATEST(device_cursors.last_message_id, EXCLUDED.last_message_id),
-        updated_at = EXCLUDED.updated_at
-)
-UPDATE messages AS m SET status = 'delivered'
-FROM ranges AS r
-WHERE m.recipient_id = r.u AND m.id > r.lo AND m.id <= r.hi AND m.status = 'sent'
-RETURNING r.n, m.id, m.sender_id"""
 
 MARK_READ = """
 UPDATE messages SET status = 'read'
