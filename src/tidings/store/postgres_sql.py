@@ -33,9 +33,9 @@ FROM tokens WHERE token_hash = $1"""
 # keep a generic plan: one made while messages was young scans the table. The
 # client-seq lookup then read all of it on every append (12 ms a batch at 60 000 rows
 # against 0.5 ms; 0.5 s after an ANALYZE of the empty table) until autovacuum analyzed
-# again, most of PostgreSQL's CPU in the durable chat bench (docs/benchmarks.md, run M).
-# Planning afresh costs ~0.1 ms an append; for every statement (a point read's plan
-# then costs more than its execution) it would not pay.
+# again: a fifth more of PostgreSQL's CPU in the durable chat bench runs that hit it
+# (docs/benchmarks.md, run M). Planning afresh costs 2-5 % of an append; for every
+# statement it would not pay (a point read's planning costs more than its execution).
 BEGIN_APPEND = """
 SELECT pg_advisory_xact_lock($1), set_config('plan_cache_mode', 'force_custom_plan', true)"""
 
