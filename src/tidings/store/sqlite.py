@@ -300,12 +300,22 @@ class SqliteStore(SqliteAdmin, SqliteTokens, SqliteChannels, SqliteOutbox, Store
         items, now = list(acks), now_ms()
 
         def job(conn: sqlite3.Connection) -> list[list[Receipt]]:
-            out = []
+            out: list[list[Receipt]] = []
             with _transaction(conn):
-                for user_id, device_id, up_to in items:
-                    row = _one(conn, sql.HIGHEST_CURSOR, (user_id,))  # before this one moves
-                    floor = int(row[0]) if row else 0
-                    _rows(conn, sql.ADVANCE_CURSOR, (user_id, device_id, max(up_to, 0), now))
+                # Each ack marks above the highest cursor before it: the stored ones, read
+                # once for the burst, and those of the same user's earlier acks in it.
+                users = sorted({user_id for user_id, _, _ in items})
+                floors = {int(u): int(top) for u, top in
+                          _rows(conn, sql.highest_cursors_sql(len(users)), tuple(users))}
+                conn.executemany(sql.ADVANCE_CURSORS, [
+                    (user_id, device_id, max(up_to, 0), now)
+                    for user_id, device_id, up_to in items])
+                for user_id, _, up_to in items:
+                    floor = floors.get(user_id, 0)
+                    if up_to <= floor:
+                        out.append([])
+                        continue
+                    floors[user_id] = up_to
                     rows = _rows(conn, sql.MARK_DELIVERED_ABOVE, (user_id, floor, up_to))
                     out.append([Receipt(int(r[0]), int(r[1])) for r in sorted(rows)])
             return out

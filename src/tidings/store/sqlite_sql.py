@@ -92,8 +92,16 @@ UPDATE messages SET status = 'delivered'
 WHERE recipient_id = ?1 AND id > ?2 AND id <= ?3 AND status = 'sent'
 RETURNING id, sender_id"""
 
-HIGHEST_CURSOR = """
-SELECT coalesce(max(last_message_id), 0) FROM device_cursors WHERE user_id = ?"""
+HIGHEST_CURSORS = """
+SELECT user_id, max(last_message_id) FROM device_cursors
+WHERE user_id IN ({users}) GROUP BY user_id"""
+
+
+def highest_cursors_sql(users: int) -> str:
+    """``(user_id, highest cursor of its devices)`` of ``users`` user ids (one row each
+    that has a cursor), for store_acks: one read for a whole burst of acks
+    (placeholders only)."""
+    return HIGHEST_CURSORS.format(users=", ".join("?" * users))
 
 MARK_READ = """
 UPDATE messages SET status = 'read'
@@ -109,3 +117,6 @@ ON CONFLICT (user_id, device_id) DO UPDATE SET
     last_message_id = max(last_message_id, excluded.last_message_id),
     updated_at = excluded.updated_at
 RETURNING last_message_id"""
+
+# The same without its answer: store_acks moves a burst of cursors in one executemany.
+ADVANCE_CURSORS = ADVANCE_CURSOR.removesuffix("\nRETURNING last_message_id")
