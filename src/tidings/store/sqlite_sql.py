@@ -111,12 +111,11 @@ RETURNING id, sender_id"""
 GET_CURSOR = """
 SELECT last_message_id FROM device_cursors WHERE user_id = ? AND device_id = ?"""
 
-ADVANCE_CURSOR = """
+# Without an answer: store_acks moves a burst of cursors in one executemany.
+ADVANCE_CURSORS = """
 INSERT INTO device_cursors (user_id, device_id, last_message_id, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (user_id, device_id) DO UPDATE SET
     last_message_id = max(last_message_id, excluded.last_message_id),
-    updated_at = excluded.updated_at
-RETURNING last_message_id"""
+    updated_at = excluded.updated_at"""
 
-# The same without its answer: store_acks moves a burst of cursors in one executemany.
-ADVANCE_CURSORS = ADVANCE_CURSOR.removesuffix("\nRETURNING last_message_id")
+ADVANCE_CURSOR = ADVANCE_CURSORS + "\nRETURNING last_message_id"
