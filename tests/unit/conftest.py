@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tidings.store import Store, open_store
+from tidings.store.sqlite import SqliteStore
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'unit.db'}")
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore.from_url(f"sqlite:///{tmp_path / 'unit.db'}")
     await store.migrate()
     try:
         yield store

@@ -5,32 +5,24 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
-from tidings.store import NewMessage, Receipt, Store
+from tidings.store import NewMessage, Receipt
 from tidings.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-def store(sqlite_store: Store) -> SqliteStore:
-    assert isinstance(sqlite_store, SqliteStore)
-    return sqlite_store
-
-
-async def test_a_burst_of_acks_reads_the_cursors_once(store: SqliteStore) -> None:
-    ada, bob, cy = [await store.create_user(n, "!") for n in ("ada", "bob", "cy")]
-    sent = await store.append_messages([
+async def test_a_burst_of_acks_reads_the_cursors_once(sqlite_store: SqliteStore) -> None:
+    ada, bob, cy = [await sqlite_store.create_user(n, "!") for n in ("ada", "bob", "cy")]
+    sent = await sqlite_store.append_messages([
         NewMessage(ada.id, "d", bob.id, "text", "1", 1),
         NewMessage(ada.id, "d", cy.id, "text", "2", 2),
         NewMessage(ada.id, "d", bob.id, "text", "3", 3)])
     ids = [r.message.id for r in sent]
     statements: list[str] = []
-    await store._run(lambda c: c.set_trace_callback(statements.append))
+    await sqlite_store._run(lambda c: c.set_trace_callback(statements.append))
     try:
-        receipts = await store.store_acks([(bob.id, "phone", ids[0]), (cy.id, "pc", ids[1]),
+        receipts = await sqlite_store.store_acks([(bob.id, "phone", ids[0]), (cy.id, "pc", ids[1]),
                                            (bob.id, "tablet", ids[2]), (bob.id, "pc", ids[0])])
     finally:
-        await store._run(lambda c: c.set_trace_callback(None))
+        await sqlite_store._run(lambda c: c.set_trace_callback(None))
     assert receipts == [[Receipt(ids[0], ada.id)], [Receipt(ids[1], ada.id)],
                         [Receipt(ids[2], ada.id)], []]
     reads = [s for s in statements if s.lstrip().startswith("SELECT")]
